@@ -1,0 +1,138 @@
+"""Topic names, partition counts, configs and the key function (design §3).
+
+Worker, api and CLI take every topic name from here. Co-partitioned topics share one partition
+count and the Java client's key function (murmur2 over the key bytes), so a `team:person` key
+lands on the same partition whichever client produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = [
+    "TopicSpec",
+    "Topics",
+    "murmur2",
+    "partition_for",
+    "person_key",
+]
+
+_COMPACT: Final = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic as `cohorts topics create` makes it."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    co_partitioned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic of design §3 under one prefix. Build once from the settings."""
+
+    prefix: str = ""
+    partitions: int = 16
+
+    def _name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    # Inputs, in PostHog's formats.
+    @property
+    def events(self) -> str:
+        return self._name("clickhouse_events_json")
+
+    @property
+    def persons(self) -> str:
+        return self._name("clickhouse_person")
+
+    @property
+    def distinct_ids(self) -> str:
+        return self._name("clickhouse_person_distinct_id")
+
+    # Internal, keyed by `team:person`.
+    @property
+    def person_inputs(self) -> str:
+        """Normalised events and person updates, re-keyed by ingest to `team:person`."""
+        return self._name("cohort_person_inputs")
+
+    @property
+    def control(self) -> str:
+        return self._name("cohort_control")
+
+    @property
+    def catalog(self) -> str:
+        return self._name("cohort_catalog")
+
+    # Outputs.
+    @property
+    def membership_changed(self) -> str:
+        return self._name("cohort_membership_changed")
+
+    @property
+    def calculation_reports(self) -> str:
+        return self._name("cohort_calculation_reports")
+
+    @property
+    def dead_letters(self) -> str:
+        return self._name("cohort_dead_letters")
+
+    def specs(self) -> list[TopicSpec]:
+        """What `cohorts topics create` creates; faust's own changelog topics are not listed."""
+        n = self.partitions
+        return [
+            TopicSpec(self.events, n),
+            TopicSpec(self.persons, n),
+            TopicSpec(self.distinct_ids, n),
+            TopicSpec(self.person_inputs, n, co_partitioned=True),
+            TopicSpec(self.control, n, co_partitioned=True),
+            TopicSpec(self.catalog, 1, dict(_COMPACT)),
+            TopicSpec(self.membership_changed, n),
+            TopicSpec(self.calculation_reports, n),
+            TopicSpec(self.dead_letters, n),
+        ]
+
+
+def person_key(team_id: int, person_id: str) -> str:
+    """The partitioning key of all per-person state: `"{team_id}:{person_id}"`."""
+    return f"{team_id}:{person_id}"
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (Java `Utils.murmur2`), as a signed 32-bit int."""
+    length = len(data)
+    seed = 0x9747B28C
+    m = 0x5BD1E995
+    r = 24
+    h = (seed ^ length) & 0xFFFFFFFF
+    length4 = length // 4
+    for i in range(length4):
+        i4 = i * 4
+        k = data[i4] | (data[i4 + 1] << 8) | (data[i4 + 2] << 16) | (data[i4 + 3] << 24)
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    extra = length % 4
+    tail = length & ~3
+    if extra >= 3:
+        h ^= data[tail + 2] << 16
+    if extra >= 2:
+        h ^= data[tail + 1] << 8
+    if extra >= 1:
+        h ^= data[tail]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition the Java default partitioner (and aiokafka's) picks for `key`."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -1,0 +1,201 @@
+"""Message shapes on the service's own topics (design §3), shared by worker, api and CLI.
+
+Every value is JSON (orjson). Each shape is a frozen dataclass with `to_bytes` / `from_bytes`,
+so producer and consumer cannot disagree on a field name. Input topics in PostHog's formats are
+decoded by the worker's ingest, not here.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
+
+import orjson
+
+__all__ = [
+    "CalculationReport",
+    "CatalogRecord",
+    "ControlMessage",
+    "DeadLetter",
+    "EventInput",
+    "MembershipChange",
+    "PersonInput",
+    "WireError",
+    "decode_person_input",
+]
+
+T = TypeVar("T", bound="_Message")
+
+
+class WireError(ValueError):
+    """Bytes that are not a valid message of the expected shape."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise WireError(f"{cls.__name__}: {exc}") from exc
+
+    @classmethod
+    def from_bytes(cls: type[T], raw: bytes) -> T:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise WireError(f"{cls.__name__}: not JSON") from exc
+        if not isinstance(data, dict):
+            raise WireError(f"{cls.__name__}: not a JSON object")
+        return cls.from_dict(data)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogRecord(_Message):
+    """`cohort_catalog`, key = str(cohort id); a tombstone (null value) removes the cohort.
+
+    `filters` is the normalised definition as the api stored it; the worker parses it with
+    `cohorts.validate`. `version` grows with every definition change (design §4).
+    """
+
+    id: int
+    team_id: int
+    version: int
+    is_static: bool = False
+    deleted: bool = False
+    name: str | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlMessage(_Message):
+    """`cohort_control`: static add/remove (key `team:person`), recalculate and tick (explicit partition).
+
+    - `static_add` / `static_remove`: `team_id`, `cohort_id`, `person_id`.
+    - `recalculate`: `team_id`, `cohort_id`, `version` (sent to every partition).
+    - `tick`: `now_us` optional; absent = the worker's clock (sent to every partition).
+    """
+
+    type: Literal["static_add", "static_remove", "recalculate", "tick"]
+    team_id: int | None = None
+    cohort_id: int | None = None
+    person_id: str | None = None
+    version: int | None = None
+    now_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventInput(_Message):
+    """An event after ingest: validated, normalised, re-keyed to `team:person`.
+
+    `source` = [topic, partition, offset] of the original message: the fold's idempotence key.
+    """
+
+    kind: ClassVar[str] = "event"
+    team_id: int
+    person_id: str
+    event: str
+    timestamp_us: int
+    properties: dict[str, Any]
+    uuid: str | None = None
+    source: tuple[str, int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = "event"
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PersonInput(_Message):
+    """A person upsert after ingest. Applies only if `version` is newer (design §4)."""
+
+    kind: ClassVar[str] = "person"
+    team_id: int
+    person_id: str
+    properties: dict[str, Any]
+    version: int
+    is_deleted: bool = False
+    is_identified: bool = False
+    created_at_us: int | None = None
+    source: tuple[str, int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = "person"
+        return data
+
+
+def decode_person_input(raw: bytes) -> EventInput | PersonInput:
+    """Decode one `cohort_person_inputs` value by its `kind` field."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise WireError("person input: not JSON") from exc
+    if not isinstance(data, dict):
+        raise WireError("person input: not a JSON object")
+    kind = data.pop("kind", None)
+    if data.get("source") is not None:
+        data["source"] = tuple(data["source"])
+    if kind == "event":
+        return EventInput.from_dict(data)
+    if kind == "person":
+        return PersonInput.from_dict(data)
+    raise WireError(f"person input: unknown kind {kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange(_Message):
+    """`cohort_membership_changed`, key = person_id: PostHog's shape plus `version` (design §3).
+
+    `version` is the cohort definition version; with `last_updated` it lets a consumer keep the
+    latest state per (cohort, person) and drop duplicates.
+    """
+
+    team_id: int
+    cohort_id: int
+    person_id: str
+    status: Literal["entered", "left"]
+    last_updated: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class CalculationReport(_Message):
+    """`cohort_calculation_reports`, key = str(cohort id): one per partition per version."""
+
+    team_id: int
+    cohort_id: int
+    version: int
+    partition: int
+    started_at: str
+    finished_at: str | None = None
+    count: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter(_Message):
+    """`cohort_dead_letters`, key = the original key: the original bytes, why, and where from."""
+
+    reason: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    original_b64: str
+
+    @classmethod
+    def of(cls, reason: str, topic: str, partition: int, offset: int, original: bytes | None) -> DeadLetter:
+        return cls(reason, topic, partition, offset, base64.b64encode(original or b"").decode("ascii"))
+
+    @property
+    def original(self) -> bytes:
+        return base64.b64decode(self.original_b64)
