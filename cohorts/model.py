@@ -172,4 +172,3 @@ def iter_leaves(node: Node | None):
 def referenced_cohort_ids(node: Node | None) -> set[int]:
     """Ids of the cohorts a definition refers to directly."""
     return {leaf.cohort_id for leaf in iter_leaves(node) if isinstance(leaf, CohortLeaf)}
-

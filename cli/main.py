@@ -1,0 +1,153 @@
+"""`cohorts`: the one command of the service. Each subcommand builds the settings once and passes them down.
+
+cohorts up                      local Kafka (unless configured) + topics + one worker + one api
+cohorts worker | api            one role each, for real deployments
+cohorts kafka start|stop|status the local broker
+cohorts topics create           every topic of design §3, verified
+cohorts projects create         prints {"id": ...}
+cohorts keys create             prints {"key": "phx_...", ...}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.errors import CliError, one_line_errors
+from cli.kafka_admin import ensure_topics
+from cli.local_kafka import LocalKafka
+from cohorts.settings import Settings
+from cohorts.topics import Topics
+
+app = typer.Typer(help="Streaming cohort membership, PostHog-compatible.", no_args_is_help=True)
+kafka_app = typer.Typer(help="The local single-node Kafka broker (not used when COHORTS_KAFKA_BOOTSTRAP is set).")
+topics_app = typer.Typer(help="The service's Kafka topics.")
+projects_app = typer.Typer(help="Projects (a project id is also the PostHog team_id of its events).")
+keys_app = typer.Typer(help="Personal API keys.")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+app.add_typer(projects_app, name="projects")
+app.add_typer(keys_app, name="keys")
+
+
+def load_settings() -> Settings:
+    """The one place the CLI reads the environment (through pydantic-settings)."""
+    return Settings()
+
+
+def local_kafka(settings: Settings) -> LocalKafka:
+    return LocalKafka(Path(settings.data_dir) / "kafka", port=settings.local_kafka_port)
+
+
+def topics_of(settings: Settings) -> Topics:
+    return Topics(prefix=settings.topic_prefix, partitions=settings.partitions)
+
+
+def _emit(payload: object) -> None:
+    typer.echo(json.dumps(payload))
+
+
+@app.command()
+@one_line_errors
+def up() -> None:
+    """Run everything on this machine in the foreground: Kafka, topics, one worker, one api. Ctrl-C stops all."""
+    from cli.supervisor import run_everything
+
+    run_everything(load_settings())
+
+
+@app.command()
+@one_line_errors
+def worker() -> None:
+    """Run one stream worker (joins the consumer group; run one per core)."""
+    from stream.app import run_worker
+
+    run_worker(load_settings())
+
+
+@app.command()
+@one_line_errors
+def api() -> None:
+    """Run the REST api on COHORTS_API_HOST:COHORTS_API_PORT."""
+    from api.main import run_api
+
+    run_api(load_settings())
+
+
+@kafka_app.command("fetch")
+@one_line_errors
+def kafka_fetch() -> None:
+    """Resolve the broker jars once from Maven Central into deploy/kafka/.cache (git-ignored)."""
+    broker = local_kafka(load_settings())
+    broker.fetch()
+    _emit({"libs": str(broker.libs)})
+
+
+@kafka_app.command("start")
+@one_line_errors
+def kafka_start() -> None:
+    """Fetch the jars if needed, format storage, start the broker in the background and wait until it answers."""
+    settings = load_settings()
+    if not settings.uses_local_kafka:
+        raise CliError("COHORTS_KAFKA_BOOTSTRAP is set: no local broker is started")
+    broker = local_kafka(settings)
+    broker.start()
+    _emit({"bootstrap": broker.bootstrap, "pid": broker.pid(), "log": str(broker.log_file)})
+
+
+@kafka_app.command("stop")
+@one_line_errors
+def kafka_stop() -> None:
+    """Stop the local broker started from this data directory."""
+    stopped = local_kafka(load_settings()).stop()
+    _emit({"stopped": stopped})
+
+
+@kafka_app.command("status")
+@one_line_errors
+def kafka_status() -> None:
+    """Say whether the local broker runs; exit 1 when it does not."""
+    broker = local_kafka(load_settings())
+    pid = broker.pid()
+    _emit({"running": pid is not None, "pid": pid, "bootstrap": broker.bootstrap})
+    if pid is None:
+        raise typer.Exit(1)
+
+
+@topics_app.command("create")
+@one_line_errors
+def topics_create() -> None:
+    """Create every topic with the configured partition count; fail loudly on a mismatch."""
+    settings = load_settings()
+    created = ensure_topics(settings.bootstrap, topics_of(settings).specs())
+    _emit({"created": created, "partitions": settings.partitions})
+
+
+@projects_app.command("create")
+@one_line_errors
+def projects_create(name: Annotated[str, typer.Option(help="Project name.")]) -> None:
+    """Create a project; prints {"id": ...}. Works while an api runs on the same data directory."""
+    from api.admin import create_project
+
+    _emit(create_project(load_settings(), name))
+
+
+@keys_app.command("create")
+@one_line_errors
+def keys_create(
+    project: Annotated[int, typer.Option(help="Project id the key is restricted to.")],
+    user_email: Annotated[str, typer.Option(help="Owner; the user is created if new.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. cohort:read,cohort:write or *.")] = "*",
+) -> None:
+    """Create a personal API key; prints {"key": "phx_...", ...}. Usable as soon as this returns."""
+    from api.admin import create_key
+
+    scope_list = [scope.strip() for scope in scopes.split(",") if scope.strip()]
+    _emit(create_key(load_settings(), project, user_email, scope_list))
+
+
+def main() -> None:
+    app()
