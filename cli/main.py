@@ -150,4 +150,4 @@ def keys_create(
 
 
 def main() -> None:
-    app()
+    app(prog_name="cohorts")
