@@ -52,11 +52,53 @@ def _emit(payload: object) -> None:
 
 @app.command()
 @one_line_errors
-def up() -> None:
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Also create demo cohorts and stream demo data.")] = False,
+) -> None:
     """Run everything on this machine in the foreground: Kafka, topics, one worker, one api. Ctrl-C stops all."""
     from cli.supervisor import run_everything
 
-    run_everything(load_settings())
+    run_everything(load_settings(), demo=demo)
+
+
+@app.command()
+@one_line_errors
+def demo(
+    persons: Annotated[int, typer.Option(help="Population size.")] = 3_000,
+    rate: Annotated[float, typer.Option(help="Events per second.")] = 50.0,
+    duration: Annotated[float | None, typer.Option(help="Seconds to run; default until Ctrl-C.")] = None,
+    project: Annotated[int | None, typer.Option(help="Project id; default: the one `cohorts up` made.")] = None,
+    key: Annotated[str | None, typer.Option(help="API key; default: the one `cohorts up` made.")] = None,
+) -> None:
+    """Create demo cohorts through the api and stream realistic events and person updates into Kafka."""
+    from cli.demo import create_demo_cohorts, stream_demo
+
+    settings = load_settings()
+    remembered = Path(settings.data_dir) / "up.json"
+    if (project is None or key is None) and remembered.exists():
+        credentials = json.loads(remembered.read_text())
+        project = project if project is not None else credentials["project_id"]
+        key = key or credentials["key"]
+    if project is None or key is None:
+        raise CliError("no project/key: pass --project and --key, or run `cohorts up` first")
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    ids = create_demo_cohorts(url, project, key)
+    typer.echo(f"demo cohorts: {ids}; streaming {rate:g} events/s over {persons} persons (Ctrl-C stops)")
+    stream_demo(settings, project, persons=persons, rate_per_s=rate, duration_s=duration)
+
+
+@app.command()
+@one_line_errors
+def tail(
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Replay the topic first.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many changes.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="Stop after this many idle seconds.")] = None,
+) -> None:
+    """Print cohort_membership_changed readably: one line per enter (+) or leave (-)."""
+    from cli.tail import tail_changes
+
+    tail_changes(load_settings(), from_beginning=from_beginning, limit=limit, idle_timeout_s=idle_timeout,
+                 echo=typer.echo)  # fmt: skip
 
 
 @app.command()

@@ -6,7 +6,8 @@ Order of start-up:
 3. create or verify the topics;
 4. make sure a project and a ready API key exist (remembered in `<data_dir>/up.json`);
 5. start one worker and one api as child processes pointed at that broker;
-6. wait until the api answers, print its URL and the key.
+6. wait until the api answers, print its URL and the key;
+7. with `--demo`, start `cohorts demo` as a third child.
 Ctrl-C (or SIGTERM) stops the children, then the broker this command started: nothing is left behind.
 """
 
@@ -38,7 +39,7 @@ class _Stop(Exception):
     """Raised from the signal handler to unwind into the cleanup path."""
 
 
-def run_everything(settings: Settings) -> None:
+def run_everything(settings: Settings, *, demo: bool = False) -> None:
     if _port_taken(settings.api_port):
         raise CliError(f"port {settings.api_port} on {settings.api_host} is in use; set COHORTS_API_PORT")
     data_dir = Path(settings.data_dir).resolve()
@@ -65,6 +66,8 @@ def run_everything(settings: Settings) -> None:
         typer.echo(f"api:     {url}/api/projects/{credentials['project_id']}/cohorts/")
         typer.echo(f"api key: {credentials['key']}")
         typer.echo("Ctrl-C stops everything.")
+        if demo:
+            children.append(subprocess.Popen([sys.executable, "-m", "cli", "demo"], env=env, stdin=subprocess.DEVNULL))
         while True:
             for child in children:
                 if child.poll() is not None:

@@ -12,6 +12,8 @@ from tests.cli_process import cohorts, env_for
 COMMANDS = [
     [],
     ["up"],
+    ["demo"],
+    ["tail"],
     ["worker"],
     ["api"],
     ["kafka"],
