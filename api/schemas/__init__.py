@@ -1,0 +1,1 @@
+"""Request and response shapes, by role: create/update (parsing), public (responses), page (envelopes)."""

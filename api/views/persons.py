@@ -1,0 +1,170 @@
+"""The persons the api knows, folded from `clickhouse_person` and `clickhouse_person_distinct_id`.
+
+"Persons of the team" (reference §1.9, §1.10, §3.2) are the persons this view has seen on the
+person topic. PostHog's formats (reference §9.3, §9.4): `properties` is a JSON string or an
+object, flags are 0/1, and the highest `version` wins (a record with an equal or lower version
+is a replay and changes nothing). A deleted person stays as a tombstone so an older record
+cannot bring it back; it is never "of the team".
+
+Layout:
+    person:<team>:<person>              -> {id, team_id, properties, is_identified, is_deleted, version, created_at_us}
+    did:<team>:<distinct id>            -> {distinct_id, person_id, version, is_deleted}
+    pdid:<team>:<person>:<distinct id>  -> distinct id          (index: a person's distinct ids)
+    email:<team>:<email>:<person>       -> person id            (index for CSV emails)
+
+Never: write anything but these keys; evaluate cohort criteria.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from api.store import Batch, Store, key
+from cohorts.timestamps import TimestampError, parse_timestamp
+
+__all__ = ["PersonRecordError", "PersonsView", "apply_distinct_id", "apply_person"]
+
+
+class PersonRecordError(ValueError):
+    """A person or distinct-id record that cannot be folded (dead-lettered by the consumer)."""
+
+
+def _as_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise PersonRecordError(f"{name} must be an integer")
+
+
+def _as_flag(value: Any) -> bool:
+    if value in (None, 0, "0", False, ""):
+        return False
+    return value in (1, "1", True, "true")
+
+
+def _decode(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        raise PersonRecordError("empty value")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PersonRecordError("not JSON") from exc
+    if not isinstance(data, dict):
+        raise PersonRecordError("not a JSON object")
+    return data
+
+
+def _email_of(properties: dict[str, Any]) -> str | None:
+    email = properties.get("email")
+    return email if isinstance(email, str) and email else None
+
+
+def apply_person(batch: Batch, raw: bytes | None) -> None:
+    """Fold one `clickhouse_person` message."""
+    data = _decode(raw)
+    person_id = data.get("id")
+    if not isinstance(person_id, str) or not person_id:
+        raise PersonRecordError("id must be a non-empty string")
+    team_id = _as_int(data.get("team_id"), "team_id")
+    if team_id < 0:
+        raise PersonRecordError("team_id must not be negative")
+    version = _as_int(data.get("version", 0), "version")
+    properties = data.get("properties") or {}
+    if isinstance(properties, str):
+        try:
+            properties = orjson.loads(properties) if properties else {}
+        except orjson.JSONDecodeError as exc:
+            raise PersonRecordError("properties is not JSON") from exc
+    if not isinstance(properties, dict):
+        raise PersonRecordError("properties must be an object")
+    created_at_us = None
+    if data.get("created_at"):
+        try:
+            created_at_us = parse_timestamp(data["created_at"])
+        except TimestampError as exc:
+            raise PersonRecordError(str(exc)) from exc
+    record_key = key("person", team_id, person_id)
+    current = batch.get(record_key)
+    if current is not None and current["version"] >= version:
+        return
+    if current is not None and not current["is_deleted"]:
+        old_email = _email_of(current["properties"])
+        if old_email is not None:
+            batch.delete(key("email", team_id, old_email, person_id))
+    is_deleted = _as_flag(data.get("is_deleted"))
+    record = {
+        "id": person_id,
+        "team_id": team_id,
+        "properties": {} if is_deleted else properties,
+        "is_identified": _as_flag(data.get("is_identified")),
+        "is_deleted": is_deleted,
+        "version": version,
+        "created_at_us": created_at_us if created_at_us is not None else (current or {}).get("created_at_us"),
+    }
+    batch.put(record_key, record)
+    email = _email_of(record["properties"])
+    if email is not None and not is_deleted:
+        batch.put(key("email", team_id, email, person_id), person_id)
+
+
+def apply_distinct_id(batch: Batch, raw: bytes | None) -> None:
+    """Fold one `clickhouse_person_distinct_id` message: the highest version per distinct id wins."""
+    data = _decode(raw)
+    distinct_id = data.get("distinct_id")
+    person_id = data.get("person_id")
+    if not isinstance(distinct_id, str) or not isinstance(person_id, str) or not person_id:
+        raise PersonRecordError("distinct_id and person_id must be strings")
+    team_id = _as_int(data.get("team_id"), "team_id")
+    if team_id < 0:
+        raise PersonRecordError("team_id must not be negative")
+    version = _as_int(data.get("version", 0), "version")
+    record_key = key("did", team_id, distinct_id)
+    current = batch.get(record_key)
+    if current is not None and current["version"] >= version:
+        return
+    if current is not None and not current["is_deleted"]:
+        batch.delete(key("pdid", team_id, current["person_id"], distinct_id))
+    is_deleted = _as_flag(data.get("is_deleted"))
+    batch.put(
+        record_key, {"distinct_id": distinct_id, "person_id": person_id, "version": version, "is_deleted": is_deleted}
+    )
+    if not is_deleted:
+        batch.put(key("pdid", team_id, person_id, distinct_id), distinct_id)
+
+
+class PersonsView:
+    """Reads over the persons fold. A deleted person is reported as unknown."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, team_id: int, person_id: str) -> dict[str, Any] | None:
+        record = self._store.get(key("person", team_id, person_id))
+        if record is None or record["is_deleted"]:
+            return None
+        return record
+
+    def exists(self, team_id: int, person_id: str) -> bool:
+        return self.get(team_id, person_id) is not None
+
+    def distinct_ids(self, team_id: int, person_id: str, limit: int | None = None) -> list[str]:
+        return [v for _, v in self._store.scan(key("pdid", team_id, person_id) + b":", limit=limit)]
+
+    def by_distinct_id(self, team_id: int, distinct_id: str) -> str | None:
+        record = self._store.get(key("did", team_id, distinct_id))
+        if record is None or record["is_deleted"]:
+            return None
+        return record["person_id"] if self.exists(team_id, record["person_id"]) else None
+
+    def by_email(self, team_id: int, email: str) -> list[str]:
+        ids = [v for _, v in self._store.scan(key("email", team_id, email) + b":")]
+        return [person_id for person_id in ids if self.exists(team_id, person_id)]
+
+    def all(self, team_id: int) -> list[dict[str, Any]]:
+        """Every known, non-deleted person of the team (for a one-time static materialisation)."""
+        return [row for _, row in self._store.scan(key("person", team_id) + b":") if not row["is_deleted"]]
