@@ -172,9 +172,12 @@ def topics_create() -> None:
 @one_line_errors
 def projects_create(name: Annotated[str, typer.Option(help="Project name.")]) -> None:
     """Create a project; prints {"id": ...}. Works while an api runs on the same data directory."""
-    from api.admin import create_project
+    from api.admin import AdminError, create_project
 
-    _emit(create_project(load_settings(), name))
+    try:
+        _emit(create_project(load_settings(), name))
+    except AdminError as exc:
+        raise CliError(str(exc)) from exc
 
 
 @keys_app.command("create")
@@ -185,10 +188,13 @@ def keys_create(
     scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. cohort:read,cohort:write or *.")] = "*",
 ) -> None:
     """Create a personal API key; prints {"key": "phx_...", ...}. Usable as soon as this returns."""
-    from api.admin import create_key
+    from api.admin import AdminError, create_key
 
     scope_list = [scope.strip() for scope in scopes.split(",") if scope.strip()]
-    _emit(create_key(load_settings(), project, user_email, scope_list))
+    try:
+        _emit(create_key(load_settings(), project, user_email, scope_list))
+    except AdminError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def main() -> None:
