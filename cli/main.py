@@ -89,6 +89,19 @@ def demo(
 
 @app.command()
 @one_line_errors
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw status object.")] = False,
+    flips: Annotated[int, typer.Option(help="How many recent flips to show.")] = 5,
+) -> None:
+    """Topics, worker lag, cohorts and the last flips, readable at a glance."""
+    from cli.status import collect_status, render_status
+
+    data = collect_status(load_settings(), flips=flips)
+    typer.echo(json.dumps(data, default=str) if as_json else render_status(data))
+
+
+@app.command()
+@one_line_errors
 def tail(
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Replay the topic first.")] = False,
     limit: Annotated[int | None, typer.Option(help="Stop after this many changes.")] = None,

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1")
     api_port: int = Field(default=8000, ge=0, le=65535)
     local_kafka_port: int = Field(default=9092, ge=1, le=65535, description="port of the local broker")
+    worker_web_host: str = Field(default="127.0.0.1", description="worker's metrics/health interface")
     worker_web_port: int = Field(default=6066, ge=0, le=65535, description="worker's metrics/health port")
     log_format: str = Field(default="text", pattern="^(text|json)$")
 

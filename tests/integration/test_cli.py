@@ -14,6 +14,7 @@ COMMANDS = [
     ["up"],
     ["demo"],
     ["tail"],
+    ["status"],
     ["worker"],
     ["api"],
     ["kafka"],

@@ -1,0 +1,313 @@
+"""`cohorts status`: the state of a deployment at a glance, read from Kafka alone.
+
+`collect_status` gathers, without joining any consumer group or committing anything:
+- every topic of design §3 with its partition count (and the configured one) and offset span;
+- the worker group's (`{prefix}cohorts-worker`) committed offsets and lag on the topics it consumes;
+- the number of cohorts in `cohort_catalog` (compacted, key = cohort id; a tombstone removes it,
+  `deleted: true` is a soft delete, other keys such as the api's `reserve:<uuid>` are skipped);
+- the last few membership flips of `cohort_membership_changed`.
+The result is plain JSON-able data; `render_status` turns it into text a person reads at a glance.
+
+Never: commit offsets, join a group, or write to any topic. Status must be safe to run against a
+production cluster at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from cli.kafka_admin import admin_client
+from cli.tail import format_change
+from cohorts.settings import Settings
+from cohorts.topics import Topics
+from cohorts.wire import CatalogRecord, MembershipChange, WireError
+
+__all__ = ["collect_status", "render_status", "worker_group", "worker_input_topics"]
+
+_Range = tuple[int, int]  # [start, end) offsets of one partition
+#: Errors Kafka answers with while partition leaders or a group coordinator are still being settled.
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.NOT_COORDINATOR,
+    }
+)
+_T = TypeVar("_T")
+
+
+def worker_group(settings: Settings) -> str:
+    """The worker's consumer group: its faust app id (`stream.app.worker_app_id`)."""
+    return f"{settings.topic_prefix}cohorts-worker"
+
+
+def worker_input_topics(topics: Topics) -> list[str]:
+    """Topics the worker group consumes and commits (design §2): inputs, re-keyed stream, control, catalog."""
+    return [topics.events, topics.persons, topics.distinct_ids, topics.person_inputs, topics.control, topics.catalog]
+
+
+def collect_status(settings: Settings, *, flips: int = 5, timeout_s: float = 10.0) -> dict[str, Any]:
+    """Everything `render_status` shows; raises ConnectionError when the cluster does not answer."""
+    try:
+        return _collect(settings, flips, timeout_s)
+    except KafkaException as exc:
+        raise ConnectionError(f"cannot reach Kafka at {settings.bootstrap}: {exc.args[0].str()}") from exc
+
+
+def _collect(settings: Settings, flips: int, timeout_s: float) -> dict[str, Any]:
+    topics = Topics(prefix=settings.topic_prefix, partitions=settings.partitions)
+    admin = admin_client(settings.bootstrap)
+    metadata = admin.list_topics(timeout=timeout_s)
+    partitions = {name: len(t.partitions) for name, t in metadata.topics.items() if not t.error}
+    specs = topics.specs()
+    present = [TopicPartition(s.name, p) for s in specs if s.name in partitions for p in range(partitions[s.name])]
+    low = _offsets(admin, present, OffsetSpec.earliest(), timeout_s)
+    high = _offsets(admin, present, OffsetSpec.latest(), timeout_s)
+    spans = {tp: (low[tp], high[tp]) for tp in low.keys() & high.keys()}
+    return {
+        "bootstrap": settings.bootstrap,
+        "topic_prefix": settings.topic_prefix,
+        "topics": [
+            {
+                "name": s.name,
+                "partitions": partitions.get(s.name),
+                "expected_partitions": s.partitions,
+                "compacted": s.config.get("cleanup.policy") == "compact",
+                "messages": _span_total(spans, s.name) if s.name in partitions else None,
+            }
+            for s in specs
+        ],
+        "worker": _worker_group(admin, settings, topics, spans, timeout_s),
+        **_read_tails(settings, topics, spans, flips, timeout_s),
+    }
+
+
+def _offsets(
+    admin: AdminClient, tps: list[TopicPartition], spec: OffsetSpec, timeout_s: float
+) -> dict[tuple[str, int], int]:
+    if not tps:
+        return {}
+
+    def fetch() -> dict[tuple[str, int], int]:
+        futures = admin.list_offsets({tp: spec for tp in tps}, request_timeout=timeout_s)
+        return {(tp.topic, tp.partition): f.result(timeout=timeout_s).offset for tp, f in futures.items()}
+
+    return _settled(fetch, timeout_s)
+
+
+def _settled(fetch: Callable[[], _T], timeout_s: float) -> _T:
+    """`fetch()`, retried while leaders or the group coordinator settle (fresh topics and clusters)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return fetch()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in _SETTLING) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _span_total(spans: dict[tuple[str, int], _Range], topic: str) -> int:
+    """High minus low watermark, summed: the message count (an upper bound on a compacted topic)."""
+    return sum(end - start for (name, _), (start, end) in spans.items() if name == topic)
+
+
+def _worker_group(
+    admin: AdminClient, settings: Settings, topics: Topics, spans: dict[tuple[str, int], _Range], timeout_s: float
+) -> dict[str, Any]:
+    """Committed offsets against high watermarks; a partition with nothing committed lags by all it holds."""
+    group = worker_group(settings)
+    description = _settled(
+        lambda: admin.describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout=timeout_s),
+        timeout_s,
+    )
+    inputs = worker_input_topics(topics)
+    consumed = sorted((tp for tp in spans if tp[0] in inputs), key=lambda tp: (inputs.index(tp[0]), tp[1]))
+    committed: dict[tuple[str, int], int] = {}
+    if consumed:
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in consumed])
+        answer = _settled(
+            lambda: admin.list_consumer_group_offsets([request], request_timeout=timeout_s)[group].result(
+                timeout=timeout_s
+            ),
+            timeout_s,
+        )
+        committed = {
+            (tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions if tp.offset != OFFSET_INVALID
+        }
+    by_topic: dict[str, dict[str, Any]] = {}
+    for tp in consumed:
+        start, end = spans[tp]
+        row = by_topic.setdefault(tp[0], {"name": tp[0], "lag": 0, "partitions_committed": 0, "partitions": 0})
+        row["partitions"] += 1
+        if tp in committed:
+            row["partitions_committed"] += 1
+        row["lag"] += max(0, end - max(committed.get(tp, start), start))
+    return {
+        "group": group,
+        "state": description.state.name.lower(),
+        "members": len(description.members),
+        "lag": sum(row["lag"] for row in by_topic.values()),
+        "topics": list(by_topic.values()),
+    }
+
+
+def _read_tails(
+    settings: Settings, topics: Topics, spans: dict[tuple[str, int], _Range], flips: int, timeout_s: float
+) -> dict[str, Any]:
+    """The whole catalog partition and the last `flips` messages of each membership partition, in one pass."""
+    ranges = {tp: span for tp, span in spans.items() if tp[0] == topics.catalog and span[0] < span[1]}
+    ranges |= {
+        tp: (max(start, end - flips), end)
+        for tp, (start, end) in spans.items()
+        if tp[0] == topics.membership_changed and start < end and flips > 0
+    }
+    cohorts: dict[str, bool] = {}  # cohort id -> deleted
+    unreadable = 0
+    changes: list[tuple[int, int, int, MembershipChange]] = []
+    for message in _read(settings, ranges, timeout_s):
+        key, value = message.key(), message.value()
+        if message.topic() == topics.catalog:
+            cohort_id = key.decode("utf-8", "replace") if key else ""
+            if not cohort_id.isdecimal():
+                continue
+            if value is None:
+                cohorts.pop(cohort_id, None)
+                continue
+            try:
+                cohorts[cohort_id] = CatalogRecord.from_bytes(value).deleted
+            except WireError:
+                unreadable += 1
+        else:
+            try:
+                change = MembershipChange.from_bytes(value or b"")
+            except WireError:
+                unreadable += 1
+                continue
+            changes.append((message.timestamp()[1], message.partition(), message.offset(), change))
+    changes.sort(key=lambda item: item[:3])
+    deleted = sum(cohorts.values())
+    return {
+        "catalog": {"cohorts": len(cohorts) - deleted, "deleted": deleted},
+        "recent_flips": [change.to_dict() for *_, change in changes[-flips:]] if flips > 0 else [],
+        "unreadable_messages": unreadable,
+    }
+
+
+def _read(settings: Settings, ranges: dict[tuple[str, int], _Range], timeout_s: float) -> Iterator[Any]:
+    """Messages of each [start, end) range, by assignment (no group join, no commit)."""
+    if not ranges:
+        return
+    logger = logging.getLogger("cohorts.status.librdkafka")
+    logger.propagate = False
+    logger.addHandler(logging.NullHandler())
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": f"cohorts-status-{uuid.uuid4().hex[:8]}",  # required by librdkafka; never joined
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "logger": logger,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, start) for (topic, p), (start, _) in ranges.items()])
+        pending = {tp: end for tp, (_, end) in ranges.items()}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"status: reading {', '.join(sorted({t for t, _ in pending}))} took over {timeout_s}s"
+                )
+            batch = consumer.consume(num_messages=500, timeout=0.2)
+            if not batch:
+                # Compaction and control records leave offset gaps: trust the position, not the last offset seen.
+                positions = consumer.position([TopicPartition(t, p) for t, p in pending])
+                for tp in positions:
+                    if tp.offset >= pending[(tp.topic, tp.partition)]:
+                        del pending[(tp.topic, tp.partition)]
+            for message in batch:
+                if message.error():
+                    continue
+                tp = (message.topic(), message.partition())
+                if tp not in pending or message.offset() >= pending[tp]:
+                    continue
+                yield message
+                if message.offset() + 1 >= pending[tp]:
+                    del pending[tp]
+    finally:
+        consumer.close()
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """Text for a terminal: a verdict line, then topics, worker group lag, catalog, last flips."""
+    header = f"Kafka {status['bootstrap']}" + (f"  prefix {status['topic_prefix']}" if status["topic_prefix"] else "")
+    lines = [header, _verdict(status), "", "Topics"]
+    width = max((len(t["name"]) for t in status["topics"]), default=0)
+    for topic in status["topics"]:
+        lines.append(f"  {topic['name']:<{width}}  {_topic_cell(topic)}")
+    worker = status["worker"]
+    members = _plural(worker["members"], "member") if worker["members"] else "no members (no worker running)"
+    lines += ["", f"Worker group {worker['group']}: {worker['state']}, {members}, lag {worker['lag']:,}"]
+    for row in worker["topics"]:
+        note = "" if row["partitions_committed"] else "  (nothing committed yet)"
+        lines.append(f"  {row['name']:<{width}}  lag {row['lag']:>12,}{note}")
+    catalog = status["catalog"]
+    lines += ["", f"Catalog: {_plural(catalog['cohorts'], 'cohort')} ({catalog['deleted']:,} deleted)"]
+    flips = status["recent_flips"]
+    lines += ["", f"Last {_plural(len(flips), 'membership flip')}" if flips else "Membership flips: none yet"]
+    lines += [f"  {format_change(MembershipChange.from_dict(flip))}" for flip in flips]
+    if status.get("unreadable_messages"):
+        lines += ["", f"Unreadable messages skipped: {status['unreadable_messages']:,}"]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _verdict(status: dict[str, Any]) -> str:
+    """One line that says whether anything needs attention, and what."""
+    problems = [f"topic missing: {t['name']}" for t in status["topics"] if t["partitions"] is None]
+    problems += [
+        f"partition mismatch: {t['name']}"
+        for t in status["topics"]
+        if t["partitions"] is not None and t["partitions"] != t["expected_partitions"]
+    ]
+    if not status["worker"]["members"]:
+        problems.append("no worker running")
+    if status.get("unreadable_messages"):
+        problems.append("unreadable messages")
+    return "OK" if not problems else "ATTENTION: " + "; ".join(problems)
+
+
+def _topic_cell(topic: dict[str, Any]) -> str:
+    if topic["partitions"] is None:
+        return "MISSING (run `cohorts topics create`)"
+    count = f"{topic['partitions']:>4} partition" + (" " if topic["partitions"] == 1 else "s")
+    messages = f"{topic['messages']:>12,} message" + (" " if topic["messages"] == 1 else "s")
+    mismatch = (
+        ""
+        if topic["partitions"] == topic["expected_partitions"]
+        else f"  MISMATCH: configured {topic['expected_partitions']}"
+    )
+    compacted = "  compacted" if topic["compacted"] else ""
+    return f"{count}  {messages}{compacted}{mismatch}"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
