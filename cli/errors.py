@@ -9,8 +9,8 @@ from typing import ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 
-from cli.kafka_admin import TopicMismatchError
 from cli.local_kafka import KafkaError
+from infra.kafka_admin import TopicMismatchError
 
 __all__ = ["CliError", "one_line_errors", "settings_error_line"]
 

@@ -186,7 +186,7 @@ class LocalKafka:
 
     def wait_ready(self, wait_s: float, process: subprocess.Popen | None = None) -> None:
         """Poll a metadata request until the broker answers, it dies, or `wait_s` passes."""
-        from cli.kafka_admin import admin_client
+        from infra.kafka_admin import admin_client
 
         deadline = time.monotonic() + wait_s
         admin = admin_client(self.bootstrap)

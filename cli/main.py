@@ -17,10 +17,10 @@ from typing import Annotated
 import typer
 
 from cli.errors import CliError, one_line_errors
-from cli.kafka_admin import ensure_topics
 from cli.local_kafka import LocalKafka
 from cohorts.settings import Settings
 from cohorts.topics import Topics
+from infra.kafka_admin import ensure_topics
 
 app = typer.Typer(help="Streaming cohort membership, PostHog-compatible.", no_args_is_help=True)
 kafka_app = typer.Typer(help="The local single-node Kafka broker (not used when COHORTS_KAFKA_BOOTSTRAP is set).")

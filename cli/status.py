@@ -30,11 +30,11 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from cli.kafka_admin import admin_client
 from cli.tail import format_change
 from cohorts.settings import Settings
 from cohorts.topics import Topics
 from cohorts.wire import CatalogRecord, MembershipChange, WireError
+from infra.kafka_admin import admin_client
 
 __all__ = ["collect_status", "render_status", "worker_group", "worker_input_topics"]
 

@@ -25,10 +25,10 @@ import httpx
 import typer
 
 from cli.errors import CliError
-from cli.kafka_admin import ensure_topics
 from cli.local_kafka import LocalKafka, _port_taken
 from cohorts.settings import Settings
 from cohorts.topics import Topics
+from infra.kafka_admin import ensure_topics
 
 __all__ = ["run_everything"]
 

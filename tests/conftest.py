@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.kafka_admin import ensure_topics
 from cli.local_kafka import LocalKafka, free_port
 from cohorts.settings import Settings
 from cohorts.topics import Topics
+from infra.kafka_admin import ensure_topics
 
 
 @pytest.fixture(scope="session")

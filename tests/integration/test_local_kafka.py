@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from cli.kafka_admin import TopicMismatchError, admin_client, ensure_topics, existing_partitions
 from cohorts.topics import Topics, TopicSpec, partition_for
+from infra.kafka_admin import TopicMismatchError, admin_client, ensure_topics, existing_partitions
 
 pytestmark = pytest.mark.kafka
 

@@ -22,8 +22,22 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cli.local_kafka import free_port
 from cohorts.settings import Settings
+from cohorts.timestamps import format_iso
+from cohorts.wire import CalculationReport, ControlMessage, MembershipChange
 
-__all__ = ["TopicReader", "WorkerProcess", "produce", "start_worker"]
+__all__ = [
+    "TopicReader",
+    "WorkerProcess",
+    "clickhouse_time",
+    "finished_reports",
+    "members",
+    "posthog_event",
+    "posthog_person",
+    "produce",
+    "send_control",
+    "start_worker",
+    "statuses",
+]
 
 
 @dataclass
@@ -91,6 +105,9 @@ def start_worker(
         args += ["--clock-file", str(clock_file)]
     if tick_interval_s is not None:
         args += ["--tick-interval", str(tick_interval_s)]
+    # Short group timeouts: a test's worker joins and rebalances in seconds, not the production 30 s.
+    args += ["--session-timeout", "6", "--heartbeat-interval", "0.5", "--rebalance-timeout", "6"]
+    args += ["--commit-interval", "0.5"]
     env.update(extra_env or {})
     log_path = log_dir / f"worker-{web_port}.log"
     log_file = log_path.open("wb")
@@ -164,3 +181,79 @@ class TopicReader:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def clickhouse_time(ts_us: int) -> str:
+    """PostHog's ClickHouse timestamp text, `YYYY-MM-DD HH:MM:SS.ffffff` (UTC)."""
+    return format_iso(ts_us).replace("T", " ").rstrip("Z")
+
+
+def posthog_event(team_id: int, person_id: str, event: str, ts_us: int, **properties: Any) -> dict[str, Any]:
+    """A `clickhouse_events_json` message as PostHog's ingestion writes it (properties as a JSON string)."""
+    return {
+        "uuid": f"{person_id}-{event}-{ts_us}",
+        "event": event,
+        "properties": orjson.dumps(properties).decode(),
+        "timestamp": clickhouse_time(ts_us),
+        "team_id": team_id,
+        "project_id": team_id,
+        "distinct_id": f"d-{person_id}",
+        "elements_chain": "",
+        "created_at": clickhouse_time(ts_us),
+        "person_id": person_id,
+        "person_mode": "full",
+    }
+
+
+def posthog_person(
+    team_id: int, person_id: str, version: int, *, deleted: bool = False, **properties: Any
+) -> dict[str, Any]:
+    """A `clickhouse_person` message (properties as a JSON string, flags as 0/1)."""
+    return {
+        "id": person_id,
+        "team_id": team_id,
+        "properties": orjson.dumps(properties).decode(),
+        "is_identified": 1,
+        "is_deleted": 1 if deleted else 0,
+        "version": version,
+        "created_at": "2024-01-01 00:00:00.000000",
+    }
+
+
+def statuses(messages: list[tuple[bytes | None, bytes | None]], team_id: int | None = None) -> dict:
+    """(cohort_id, person_id) -> status of the last flip, optionally for one team."""
+    last: dict[tuple[int, str], str] = {}
+    for _, value in messages:
+        change = MembershipChange.from_bytes(value or b"")
+        if team_id is None or change.team_id == team_id:
+            last[(change.cohort_id, change.person_id)] = change.status
+    return last
+
+
+def members(messages: list[tuple[bytes | None, bytes | None]], team_id: int | None = None) -> dict[int, set[str]]:
+    """cohort id -> persons whose last flip is `entered`."""
+    found: dict[int, set[str]] = {}
+    for (cohort_id, person_id), status in statuses(messages, team_id).items():
+        if status == "entered":
+            found.setdefault(cohort_id, set()).add(person_id)
+    return found
+
+
+def finished_reports(
+    messages: list[tuple[bytes | None, bytes | None]], cohort_id: int, version: int
+) -> dict[int, CalculationReport]:
+    """partition -> finished report of that cohort version."""
+    done: dict[int, CalculationReport] = {}
+    for _, value in messages:
+        report = CalculationReport.from_bytes(value or b"")
+        if report.cohort_id == cohort_id and report.version == version and report.finished_at is not None:
+            done[report.partition] = report
+    return done
+
+
+def send_control(bootstrap: str, topic: str, message: ControlMessage, partitions: int) -> None:
+    """A control message to every partition explicitly (ticks, recalculations)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    for partition in range(partitions):
+        producer.produce(topic, key=message.type.encode(), value=message.to_bytes(), partition=partition)
+    assert producer.flush(30) == 0

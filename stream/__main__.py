@@ -1,0 +1,48 @@
+"""`python -m stream`: run one worker in the foreground, configured by `COHORTS_*` variables.
+
+Test-oriented options: `--clock-file PATH` injects a clock (the worker's now is the integer,
+epoch µs, in that file, re-read on every call, so a test moves time by rewriting it), and the
+timeouts below shorten group joins and rebalances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cohorts.settings import Settings
+from stream.app import run_worker
+from stream.clock import file_clock
+from stream.runtime import WorkerTuning
+from stream.topology import TopicMismatchError
+
+
+def main(argv: list[str] | None = None) -> None:
+    defaults = WorkerTuning()
+    parser = argparse.ArgumentParser(prog="python -m stream", description="Run one cohorts worker.")
+    parser.add_argument("--clock-file", type=Path, default=None, help="tests: read now (epoch µs) from this file")
+    parser.add_argument("--tick-interval", type=float, default=defaults.tick_interval_s, help="seconds")
+    parser.add_argument("--session-timeout", type=float, default=defaults.session_timeout_s, help="seconds")
+    parser.add_argument("--heartbeat-interval", type=float, default=defaults.heartbeat_interval_s, help="seconds")
+    parser.add_argument("--rebalance-timeout", type=float, default=defaults.rebalance_timeout_s, help="seconds")
+    parser.add_argument("--commit-interval", type=float, default=defaults.commit_interval_s, help="seconds")
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+    tuning = WorkerTuning(
+        tick_interval_s=args.tick_interval,
+        session_timeout_s=args.session_timeout,
+        heartbeat_interval_s=args.heartbeat_interval,
+        rebalance_timeout_s=args.rebalance_timeout,
+        commit_interval_s=args.commit_interval,
+    )
+    clock = file_clock(args.clock_file) if args.clock_file else None
+    try:
+        run_worker(Settings(), clock=clock, tick_interval_s=args.tick_interval, tuning=tuning, loglevel=args.loglevel)
+    except TopicMismatchError as exc:
+        print(f"cohorts worker: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Person fold agent: `cohort_person_inputs` -> person record -> flips.
+
+Per message, in this order (design §5):
+1. decode the input (a malformed one is dead-lettered and skipped);
+2. read the person record, fold the input with the team's catalog at the worker's now;
+3. write the record (one table write, only if it changed) and update the deadline index;
+4. send the flips (a replay re-sends the outbox flips it caused).
+faust flushes what step 4 sent before committing the input's offset.
+"""
+
+from __future__ import annotations
+
+import time
+
+import faust
+
+from cohorts.topics import partition_for, person_key
+from cohorts.wire import EventInput, WireError, decode_person_input
+from stream import fold
+from stream.runtime import Runtime
+from stream.state.record import source_code
+
+__all__ = ["install"]
+
+
+def install(app: faust.App, rt: Runtime) -> None:
+    channels, outputs, metrics, store = rt.channels, rt.outputs, rt.metrics, rt.store
+
+    @app.agent(channels.person_inputs, name="person-fold")
+    async def person_fold(stream: faust.StreamT) -> None:
+        await rt.catalog.ready.wait()
+        async for event in stream.events():
+            msg = event.message
+            metrics.messages_in.labels(msg.topic).inc()
+            try:
+                item = decode_person_input(event.value)
+                if item.source is None:
+                    raise WireError("input without a source position")
+                origin = (source_code(rt.topics, item.source[0]), item.source[1], item.source[2])
+            except (WireError, ValueError):
+                await outputs.dead_letter(
+                    "invalid person input", msg.topic, msg.partition, msg.offset, event.key, event.value
+                )
+                continue
+            key = person_key(item.team_id, item.person_id).encode()
+            if event.key != key or partition_for(key, rt.topics.partitions) != msg.partition:
+                await outputs.dead_letter(
+                    "wrong key or partition", msg.topic, msg.partition, msg.offset, event.key, event.value
+                )
+                continue
+            started = time.perf_counter()
+            raw, record = store.get(key)
+            team = rt.catalog.team(item.team_id)
+            if isinstance(item, EventInput):
+                result = fold.apply_event(record, item, origin, team, rt.clock())
+            else:
+                result = fold.apply_person(record, item, origin, team, rt.clock())
+            if result.record is not None:
+                store.put(key, result.record, msg.partition, raw)
+            metrics.fold_seconds.observe(time.perf_counter() - started)
+            metrics.outcomes.labels(result.outcome).inc()
+            await outputs.flips(result.flips, replayed=result.outcome == "replayed")

@@ -1,0 +1,124 @@
+"""The faust app: wiring only. One file shows everything the worker runs.
+
+    ingest-events        clickhouse_events_json        -> cohort_person_inputs | cohort_dead_letters
+    ingest-persons       clickhouse_person             -> cohort_person_inputs | cohort_dead_letters
+    ingest-distinct-ids  clickhouse_person_distinct_id -> validated and counted | cohort_dead_letters
+    person-fold          cohort_person_inputs          -> persons table -> cohort_membership_changed
+    control              cohort_control                -> persons table -> cohort_membership_changed,
+                                                          cohort_calculation_reports
+    catalog-recalculate  cohort_catalog (group)        -> cohort_control (recalculate, every partition)
+    follow_catalog       cohort_catalog (no group)     -> in-memory Catalog, in every worker
+    send_ticks           timer, leader only            -> cohort_control (tick, every partition)
+    report_lag           timer                         -> consumer lag gauge
+    /metrics             web page                      -> Prometheus text
+
+Nothing here connects at import and there is no module-level app: `create_app` builds one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import faust
+from faust.web import Request, Response, View
+
+from cohorts.settings import Settings
+from cohorts.topics import Topics
+from stream.agents import catalog, control, ingest, person
+from stream.clock import Clock, wall_clock_us
+from stream.runtime import Runtime, WorkerTuning
+from stream.topology import check_topics
+
+__all__ = ["create_app", "run_worker", "worker_app_id"]
+
+
+def worker_app_id(settings: Settings) -> str:
+    """The faust app id, which is also the consumer group id and the changelog topics' prefix."""
+    return f"{settings.topic_prefix}cohorts-worker"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    tick_interval_s: float = 10.0,
+    tuning: WorkerTuning | None = None,
+) -> faust.App:
+    """Build the worker app; `clock` returns epoch µs (tests inject one), ticks every `tick_interval_s`."""
+    tuning = replace(tuning or WorkerTuning(), tick_interval_s=tick_interval_s)
+    topics = Topics(prefix=settings.topic_prefix, partitions=settings.partitions)
+    app = faust.App(
+        worker_app_id(settings),
+        broker=f"kafka://{settings.bootstrap}",
+        store="rocksdb://",
+        datadir=str(settings.data_dir / "worker"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=tuning.session_timeout_s,
+        broker_heartbeat_interval=tuning.heartbeat_interval_s,
+        broker_rebalance_timeout=tuning.rebalance_timeout_s,
+        broker_commit_interval=tuning.commit_interval_s,
+        table_standby_replicas=0,
+        web_enabled=settings.worker_web_port != 0,
+        web_host=settings.worker_web_host,
+        web_port=settings.worker_web_port or 6066,
+        autodiscover=False,
+    )
+    runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning)
+    ingest.install(app, runtime)
+    person.install(app, runtime)
+    control.install(app, runtime)
+    catalog.install(app, runtime)
+    _install_observability(app, runtime)
+    return app
+
+
+def _install_observability(app: faust.App, rt: Runtime) -> None:
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(rt.metrics.render(), content_type="text/plain; version=0.0.4")
+
+    consumed = {
+        rt.topics.events,
+        rt.topics.persons,
+        rt.topics.distinct_ids,
+        rt.topics.person_inputs,
+        rt.topics.control,
+        rt.topics.catalog,
+    }
+
+    @app.timer(interval=rt.tuning.lag_interval_s)
+    async def report_lag() -> None:
+        """Lag of the topics the agents consume (changelogs are read only during recovery)."""
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in consumed:
+                continue
+            position = await consumer.position(tp)
+            highwater = consumer.highwater(tp)
+            if position is not None and highwater is not None:
+                rt.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    tick_interval_s: float = 10.0,
+    tuning: WorkerTuning | None = None,
+    loglevel: str = "INFO",
+) -> None:
+    """Run one worker in the foreground until interrupted (`cohorts worker`, `python -m stream`).
+
+    Refuses to start (TopicMismatchError) when an existing co-partitioned topic's partition count
+    differs from `settings.partitions`.
+    """
+    check_topics(settings)
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
+    app = create_app(settings, clock=clock, tick_interval_s=tick_interval_s, tuning=tuning)
+    worker = faust.Worker(app, loglevel=loglevel)
+    worker.execute_from_commandline()

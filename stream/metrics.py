@@ -1,0 +1,62 @@
+"""The worker's Prometheus metrics, on a registry of its own (one per app, never the global one).
+
+Names use the domain words of design §3/§5 (`flip`, `deadline`, `dead_letter`). Served on the
+worker's web port at `/metrics` (`stream.app`).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["WorkerMetrics"]
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messages_in = Counter("cohorts_worker_messages_in", "Messages consumed, by topic", ["topic"], registry=r)
+        self.messages_out = Counter("cohorts_worker_messages_out", "Messages produced, by topic", ["topic"], registry=r)
+        self.dead_letters = Counter(
+            "cohorts_worker_dead_letters", "Inputs sent to the dead-letter topic, by reason", ["reason"], registry=r
+        )
+        self.flips = Counter("cohorts_worker_flips", "Membership flips emitted, by status", ["status"], registry=r)
+        self.replayed_flips = Counter(
+            "cohorts_worker_replayed_flips", "Outbox flips re-emitted after a replay", registry=r
+        )
+        self.outcomes = Counter(
+            "cohorts_worker_fold_outcomes",
+            "Fold outcomes (applied, replayed, unmatched, deleted_person, stale_person, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.gated = Counter(
+            "cohorts_worker_gated_events", "Events dropped at ingest because no condition uses them", registry=r
+        )
+        self.fold_seconds = Histogram(
+            "cohorts_worker_fold_seconds",
+            "Time to read, fold and write one person record",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
+        self.deadlines_scheduled = Gauge(
+            "cohorts_worker_deadlines_scheduled",
+            "Persons with a pending deadline, by partition",
+            ["partition"],
+            registry=r,
+        )
+        self.deadline_backlog = Gauge(
+            "cohorts_worker_deadline_backlog",
+            "Persons whose deadline had passed when the last tick arrived, by partition",
+            ["partition"],
+            registry=r,
+        )
+        self.recalculations = Counter(
+            "cohorts_worker_recalculations", "Partition recalculations, by result", ["result"], registry=r
+        )
+        self.consumer_lag = Gauge(
+            "cohorts_worker_consumer_lag", "Messages behind the high watermark", ["topic", "partition"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,127 @@
+"""What the agents of one worker process share: channels, person store, catalog, clock, metrics.
+
+Built once per app by `stream.app.create_app`; nothing here is global. Per-person state lives in
+the person table (it survives rebalances); everything else here is either configuration or
+derived, rebuildable state (the catalog, deadline indexes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import faust
+
+from cohorts.settings import Settings
+from cohorts.topics import Topics
+from stream.catalog import Catalog
+from stream.clock import Clock
+from stream.metrics import WorkerMetrics
+from stream.outputs import Outputs
+from stream.state.store import PersonStore
+
+__all__ = ["ROCKSDB_OPTIONS", "Channels", "Runtime", "WorkerTuning"]
+
+#: RocksDB options of the person table: small caches and buffers so several workers fit one machine
+#: (faust passes these to `RocksDBOptions`; its defaults are a 2 GiB block cache and 64 MiB buffers).
+ROCKSDB_OPTIONS: Final[dict[str, int]] = {
+    "write_buffer_size": 16 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 32 * 1024 * 1024,
+    "block_cache_size": 32 * 1024 * 1024,
+    "block_cache_compressed_size": 8 * 1024 * 1024,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTuning:
+    """Knobs tests shorten; the defaults suit production."""
+
+    tick_interval_s: float = 10.0
+    session_timeout_s: float = 30.0
+    heartbeat_interval_s: float = 3.0
+    rebalance_timeout_s: float = 60.0
+    commit_interval_s: float = 2.0
+    catalog_wait_s: float = 30.0
+    lag_interval_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    events: Any
+    persons: Any
+    distinct_ids: Any
+    person_inputs: Any
+    control: Any
+    catalog: Any
+    membership_changed: Any
+    calculation_reports: Any
+    dead_letters: Any
+
+    @classmethod
+    def declare(cls, app: faust.App, topics: Topics) -> Channels:
+        n = topics.partitions
+
+        def raw(name: str, partitions: int | None = None, **kw: Any) -> Any:
+            return app.topic(
+                name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=partitions,
+                **kw,
+            )
+
+        return cls(
+            events=raw(topics.events),
+            persons=raw(topics.persons),
+            distinct_ids=raw(topics.distinct_ids),
+            person_inputs=raw(topics.person_inputs, n),
+            control=raw(topics.control, n),
+            catalog=raw(topics.catalog, 1),
+            membership_changed=raw(topics.membership_changed),
+            calculation_reports=raw(topics.calculation_reports),
+            dead_letters=raw(topics.dead_letters),
+        )
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    topics: Topics
+    clock: Clock
+    tuning: WorkerTuning
+    channels: Channels
+    table: Any
+    store: PersonStore
+    catalog: Catalog
+    metrics: WorkerMetrics
+    outputs: Outputs
+
+    @classmethod
+    def build(cls, app: faust.App, settings: Settings, topics: Topics, clock: Clock, tuning: WorkerTuning) -> Runtime:
+        table = app.Table(
+            "persons",
+            default=None,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=topics.partitions,
+            store="rocksdb://",
+            options=dict(ROCKSDB_OPTIONS),
+            help="one record per team:person (stream.state.codec)",
+        )
+        channels = Channels.declare(app, topics)
+        metrics = WorkerMetrics()
+        return cls(
+            settings=settings,
+            topics=topics,
+            clock=clock,
+            tuning=tuning,
+            channels=channels,
+            table=table,
+            store=PersonStore(table),
+            catalog=Catalog(),
+            metrics=metrics,
+            outputs=Outputs(channels, metrics, topics.partitions),
+        )

@@ -1,0 +1,93 @@
+"""The person table as the agents see it: get/put records, scan a partition, keep deadline indexes.
+
+Backed by a faust Table on RocksDB (`rocksdb://`, raw bytes keys `team:person`, values from
+`stream.state.codec`). faust writes go to the partition of the message being processed, so every
+method that writes must be called while processing a message of the partition that owns the key
+(design §5); `scan` reads one partition's RocksDB directly.
+
+Deadline indexes are derived state: one per partition, built from a scan the first time the
+partition is used after an assignment (`ensure_index`) and kept current by `put`. A rebalance drops
+them all (`forget_indexes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+from stream.state.codec import decode, encode, peek_control_flip_offset, peek_deadline
+from stream.state.deadlines import DeadlineIndex
+from stream.state.record import PersonRecord
+
+__all__ = ["PersonStore"]
+
+#: faust's own bookkeeping key inside each partition's RocksDB (`Store.offset_key`).
+_FAUST_OFFSET_KEY: Final = b"__faust\0offset__"
+
+
+class PersonStore:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._indexes: dict[int, DeadlineIndex] = {}
+
+    # --- records ----------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> tuple[bytes | None, PersonRecord | None]:
+        raw = self._table.get(key)
+        return raw, (None if raw is None else decode(raw))
+
+    def put(self, key: bytes, record: PersonRecord, partition: int, previous: bytes | None = None) -> bool:
+        """Write `record` unless its bytes equal `previous`; returns whether it wrote.
+
+        The deadline index is updated either way: a tick pops due keys before re-evaluating them.
+        """
+        index = self._indexes.get(partition)
+        if index is not None:
+            index.set(key, record.next_deadline_us)
+        raw = encode(record)
+        if raw == previous:
+            return False
+        self._table[key] = raw
+        return True
+
+    def scan(self, partition: int, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """(key, record bytes) of one partition in key order, optionally under a key prefix."""
+        db = self._table.data._db_for_partition(partition)
+        items = db.items(from_key=prefix) if prefix else db.items()
+        for key, raw in items:
+            if prefix and not key.startswith(prefix):
+                return
+            if key == _FAUST_OFFSET_KEY:
+                continue
+            yield key, raw
+
+    # --- deadline indexes -------------------------------------------------------------------
+
+    def index(self, partition: int) -> DeadlineIndex | None:
+        return self._indexes.get(partition)
+
+    def ensure_index(self, partition: int, replay_from: int) -> tuple[DeadlineIndex, list[tuple[bytes, PersonRecord]]]:
+        """The partition's deadline index, rebuilt from its records if this is its first use.
+
+        A rebuild happens at the first control message after an assignment, whose offset
+        `replay_from` is where consumption resumed: flips that control messages at or after it caused
+        may have been lost in a crash, so the records holding such flips in their outbox are returned
+        for re-emission (design §5). Only headers are read, except for those records.
+        """
+        index = self._indexes.get(partition)
+        if index is not None:
+            return index, []
+        index = DeadlineIndex()
+        pending: list[tuple[bytes, PersonRecord]] = []
+        for key, raw in self.scan(partition):
+            index.set(key, peek_deadline(raw))
+            if peek_control_flip_offset(raw) >= replay_from:
+                pending.append((key, decode(raw)))
+        self._indexes[partition] = index
+        return index, pending
+
+    def forget_indexes(self) -> None:
+        self._indexes.clear()
+
+    def indexes(self) -> dict[int, DeadlineIndex]:
+        return dict(self._indexes)

@@ -1,0 +1,111 @@
+"""Person record codec: round-trips, golden bytes of format 1, loud failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.state.codec import (
+    FORMAT_VERSION,
+    CodecError,
+    decode,
+    encode,
+    peek_control_flip_offset,
+    peek_deadline,
+)
+from stream.state.record import MatcherState, OutboxFlip, PersonRecord
+
+GOLDEN_FULL = bytes.fromhex(
+    "010060d71d1400000001030000000000000000401e18240a060009000000000000005b7b22706c616e223a2270726f"
+    "227d2c7b2261626364223a5b313030303030302c7b22646179223a5b31393939392c312c32303030302c325d7d2c5b"
+    "355d5d7d2c5b342c395d2c5b5b372c325d5d2c5b5b312c302c34325d5d2c5b5b372c312c322c313730303030303030"
+    "303030303030302c312c302c34325d2c5b372c302c322c313730303030303030303030303030312c332c302c395d5d"
+    "5d"
+)
+GOLDEN_EMPTY = bytes.fromhex(
+    "01000000000000008000ffffffffffffffff0000000000000000ffffffffffffffff5b7b7d2c7b7d2c5b5d2c5b5d2c5b5d2c5b5d5d"
+)
+
+
+def _full_record() -> PersonRecord:
+    return PersonRecord(
+        known=True,
+        deleted=False,
+        person_version=3,
+        properties={"plan": "pro"},
+        matchers={
+            "abcd": MatcherState(first_seen_us=1_000_000, buckets={"day": {20000: 2, 19999: 1}}, timestamps_us=[5])
+        },
+        static={9, 4},
+        members={7: 2},
+        next_deadline_us=86_400_000_000,
+        evaluated_at_us=1_700_000_000_000_000,
+        applied={(1, 0): 42},
+        outbox=[
+            OutboxFlip(7, True, 2, 1_700_000_000_000_000, (1, 0, 42)),
+            OutboxFlip(7, False, 2, 1_700_000_000_000_001, (3, 0, 9)),
+        ],
+    )
+
+
+def test_full_record_encodes_to_the_golden_bytes_of_format_1():
+    assert encode(_full_record()) == GOLDEN_FULL
+
+
+def test_empty_record_encodes_to_the_golden_bytes_of_format_1():
+    assert encode(PersonRecord()) == GOLDEN_EMPTY
+
+
+def test_golden_bytes_decode_to_the_record_they_were_made_from():
+    assert decode(GOLDEN_FULL) == _full_record()
+    assert decode(GOLDEN_EMPTY) == PersonRecord()
+
+
+def test_round_trip_keeps_every_field():
+    record = _full_record()
+    record.deleted = True
+    record.next_deadline_us = None
+    record.matchers["ffff"] = MatcherState(first_seen_us=None, buckets={"minute": {-5: 1}}, timestamps_us=[])
+    record.properties = {"nested": {"a": [1, 2.5, None, True]}, "ü": "ß"}
+    assert decode(encode(record)) == record
+
+
+def test_the_version_byte_comes_first():
+    assert encode(PersonRecord())[0] == FORMAT_VERSION == 1
+
+
+def test_an_unknown_format_version_fails_loudly():
+    with pytest.raises(CodecError, match="unknown person record format version 2"):
+        decode(b"\x02" + GOLDEN_EMPTY[1:])
+    with pytest.raises(CodecError, match="unknown person record format version"):
+        peek_deadline(b"\x07" + GOLDEN_EMPTY[1:])
+
+
+def test_truncated_and_empty_records_fail_loudly():
+    with pytest.raises(CodecError):
+        decode(b"")
+    with pytest.raises(CodecError, match="truncated"):
+        decode(GOLDEN_FULL[:10])
+    with pytest.raises(CodecError, match="malformed"):
+        decode(GOLDEN_FULL[:-3])
+
+
+def test_peek_deadline_reads_the_header_only():
+    assert peek_deadline(GOLDEN_FULL) == 86_400_000_000
+    assert peek_deadline(GOLDEN_EMPTY) is None
+    assert peek_deadline(GOLDEN_FULL[:9]) == 86_400_000_000
+
+
+def test_negative_deadline_and_bucket_round_trip():
+    """Scenario: instants before 1970 are negative; only INT64_MIN means 'no deadline'."""
+    record = PersonRecord(next_deadline_us=-1, evaluated_at_us=-5)
+    assert decode(encode(record)).next_deadline_us == -1
+    assert decode(encode(record)).evaluated_at_us == -5
+
+
+def test_header_carries_the_highest_control_offset_in_the_outbox():
+    """Scenario: the rebuild after an assignment finds records with tick/recalculate flips to
+    re-emit from the header alone; event-caused flips do not count."""
+    assert peek_control_flip_offset(GOLDEN_FULL) == 9
+    assert peek_control_flip_offset(GOLDEN_EMPTY) == -1
+    only_events = PersonRecord(outbox=[OutboxFlip(1, True, 1, 5, (1, 0, 99))])
+    assert peek_control_flip_offset(encode(only_events)) == -1
