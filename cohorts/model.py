@@ -12,7 +12,7 @@ filters): every leaf with the same matcher can be fed from the same per-person b
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, TypeAlias
 
 import orjson
@@ -106,17 +106,25 @@ class BehavioralLeaf:
     negation: bool = False
     type: Literal["behavioral"] = "behavioral"
 
+    _condition_hash: str = field(init=False, repr=False, compare=False)
+    _matcher_hash: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Hash once at construction: the fold asks for these on every event (design §5)."""
+        filters = [asdict(f) for f in self.event_filters]
+        defining = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name != "negation"}
+        defining["event_filters"] = filters
+        object.__setattr__(self, "_condition_hash", stable_hash(["behavioral", defining]))
+        object.__setattr__(self, "_matcher_hash", stable_hash(["matcher", self.event, filters]))
+
     @property
     def condition_hash(self) -> str:
-        fields = asdict(self)
-        fields.pop("negation")
-        fields["event_filters"] = [asdict(f) for f in self.event_filters]
-        return stable_hash(["behavioral", fields])
+        return self._condition_hash
 
     @property
     def matcher_hash(self) -> str:
         """Identity of the event stream this leaf counts: name plus event filters."""
-        return stable_hash(["matcher", self.event, [asdict(f) for f in self.event_filters]])
+        return self._matcher_hash
 
     @property
     def seq_matcher_hash(self) -> str | None:

@@ -13,7 +13,10 @@ Rules written out here:
 - a cohort of team T considers only persons of team T; a deleted cohort is empty; a static cohort
   holds its listed members that are known, live persons of its team;
 - cohort leaves use the referenced cohort's members, computed first (dependency order); a
-  reference to a missing cohort, a cohort of another team, or a cycle counts as "not a member".
+  reference to a missing cohort, a cohort of another team, or a cycle counts as "not a member";
+- event filters with a relative date resolve against the event's own timestamp;
+- "the rest of the long window" (restarted) is the long window minus the recent one, as sets of
+  instants; "before the long window" is any matching event earlier than its first instant.
 """
 
 from __future__ import annotations
