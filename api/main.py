@@ -153,10 +153,13 @@ def run_api(settings: Settings) -> None:
     """Serve the api in the foreground on `settings.api_host:api_port` (the CLI calls this)."""
     import uvicorn
 
+    from infra.logs import logging_config
+
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
+        log_config=logging_config(settings.log_format),
         proxy_headers=True,
     )

@@ -24,6 +24,7 @@ from faust.web import Request, Response, View
 
 from cohorts.settings import Settings
 from cohorts.topics import Topics
+from infra.logs import logging_config
 from stream.agents import catalog, control, ingest, person
 from stream.clock import Clock, wall_clock_us
 from stream.runtime import Runtime, WorkerTuning
@@ -120,5 +121,5 @@ def run_worker(
     check_topics(settings)
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
     app = create_app(settings, clock=clock, tick_interval_s=tick_interval_s, tuning=tuning)
-    worker = faust.Worker(app, loglevel=loglevel)
+    worker = faust.Worker(app, loglevel=loglevel, logging_config=logging_config(settings.log_format, loglevel))
     worker.execute_from_commandline()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli.logs import configure_logging, logging_config
+from infra.logs import configure_logging, logging_config
 
 
 @pytest.fixture(autouse=True)
