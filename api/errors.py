@@ -9,12 +9,17 @@ Exception tree:
     Exception
      └── ApiError(status, type, code, detail, attr)
 
+`kafka_errors()` maps the publisher's failures (`api.publisher.PublishError` and its subclasses)
+to their responses: 503 `kafka_unavailable`, 503 `not_applied_yet`, 409 `conflict`.
+
 Never: leak a traceback or internal text in a response body.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,10 +27,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.publisher import NotApplied, PublishError, WriteConflict
+
 __all__ = [
     "ApiError",
     "authentication_failed",
     "install_handlers",
+    "kafka_errors",
     "kafka_unavailable",
     "not_authenticated",
     "not_found",
@@ -105,6 +113,39 @@ def kafka_unavailable() -> ApiError:
         "kafka_unavailable",
         "The change could not be saved because Kafka did not acknowledge it. Nothing was changed; try again.",
     )
+
+
+def not_applied_yet() -> ApiError:
+    """The change is in Kafka, but this process did not apply it within the bounded wait."""
+    return ApiError(
+        503,
+        "server_error",
+        "not_applied_yet",
+        "The change was saved to Kafka, but this server has not caught up with it yet. "
+        "Read it again shortly instead of repeating the change.",
+    )
+
+
+def write_conflict() -> ApiError:
+    return ApiError(
+        409,
+        "invalid_request",
+        "conflict",
+        "This cohort was being changed by another request at the same time. Nothing was changed; try again.",
+    )
+
+
+@contextmanager
+def kafka_errors() -> Iterator[None]:
+    """Render a failed publish as its response (see the module docstring)."""
+    try:
+        yield
+    except WriteConflict as exc:
+        raise write_conflict() from exc
+    except NotApplied as exc:
+        raise not_applied_yet() from exc
+    except PublishError as exc:
+        raise kafka_unavailable() from exc
 
 
 # Request validation ---------------------------------------------------------------------------

@@ -1,14 +1,17 @@
 """The api application: `create_app` wires routers, handlers and middleware; `run_api` serves it.
 
 Nothing connects at import or in `create_app`: the lifespan opens the stores, the Kafka
-producer and the view consumer (`api.context.open_context`) and closes them on shutdown.
+producers and the view consumer (`api.context.open_context`) and closes them on shutdown.
+Each app has its own Prometheus registry (`app.state.metrics`, served at `/metrics`).
 
 Request path, outermost first:
 1. `_PathMiddleware`: a missing trailing slash is added (PostHog matches `/?`), the legacy
    `/api/cohort/...` base maps to `/api/projects/@current/cohorts/...` and
    `/api/environments/:id/` to `/api/projects/:id/` (reference §0.1).
-2. `_BodyLimitMiddleware`: bodies over the limit answer 413 with the error envelope.
-3. The routers; errors render through `api.errors`.
+2. `RequestMetricsMiddleware`: latency by route template and status (after the path rewrite,
+   so it sees the scope the router labels with its route).
+3. `_BodyLimitMiddleware`: bodies over the limit answer 413 with the error envelope.
+4. The routers; errors render through `api.errors`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import Clock, open_context
 from api.errors import install_handlers
+from api.metrics import ApiMetrics, RequestMetricsMiddleware
 from api.openapi import install_openapi
-from api.publisher import Publisher
+from api.publisher import MemoryPublisher
 from api.routers import (
     calculation_history,
     cohort_activity,
@@ -31,6 +35,7 @@ from api.routers import (
     cohorts,
     file_system,
     health,
+    metrics,
     static_members,
 )
 from cohorts.settings import Settings
@@ -110,17 +115,19 @@ def create_app(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    publisher: Publisher | None = None,
+    publisher: MemoryPublisher | None = None,
     consume: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 ) -> FastAPI:
     """The api for `settings`. `publisher` and `consume=False` are for unit tests only: an
-    in-memory publisher and no consumer thread (views are then fed by the test)."""
+    in-memory publisher that folds writes straight into the views, and no consumer thread
+    (the other views are then fed by the test)."""
+    api_metrics = ApiMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = open_context(settings, clock=clock, publisher=publisher, consume=consume)
+        ctx = open_context(settings, clock=clock, publisher=publisher, consume=consume, metrics=api_metrics)
         app.state.ctx = ctx
         try:
             yield
@@ -139,12 +146,24 @@ def create_app(
         redoc_url="/api/schema/redoc/",
     )
     app.state.ctx = None
+    app.state.metrics = api_metrics
     install_handlers(app)
     # Activity's fixed path must win over `/cohorts/{cohort_id}/`, so it is included first.
-    for module in (health, cohort_activity, cohorts, static_members, cohort_persons, calculation_history, file_system):
+    routers = (
+        health,
+        metrics,
+        cohort_activity,
+        cohorts,
+        static_members,
+        cohort_persons,
+        calculation_history,
+        file_system,
+    )
+    for module in routers:
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(_BodyLimitMiddleware, max_body_bytes=max_body_bytes, max_upload_bytes=max_upload_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=api_metrics)
     app.add_middleware(_PathMiddleware)
     return app
 

@@ -1,52 +1,106 @@
-"""What the api writes to Kafka (design §3): catalog records, control messages, id reservations.
+"""Every state change the api makes, as Kafka records (design §2, §3).
 
-The api is the only writer of `cohort_catalog`. Every call waits for the broker's
-acknowledgement before returning, so the api answers a request only once its records are
-durable in Kafka (acks=all, idempotent producer).
+A request's changes (`Changes`: catalog records, control messages, api-log records) are produced
+in one Kafka transaction, so every reader that folds committed records (every api process reads
+with `isolation.level=read_committed`) sees all of them or none. The api answers only after its
+own feeder has applied what it produced (read-your-writes): `Progress` tells it when.
 
-Cohort ids without a coordinator (design §2): `reserve_id` produces a small reservation record
-(key `"reserve:<uuid>"`) to the single-partition catalog topic and uses its offset + 1 as the
-id; offsets of one partition are unique, so ids are unique across any number of api processes.
-A tombstone for the reservation key follows (unawaited) so compaction drops it. Catalog
-consumers must skip keys that are not a decimal cohort id.
+Order of one `write(build, cohort_id=...)`, under the publisher's lock:
+1. Take the transactional producer that owns the write: the cohort's own
+   (`transactional.id = <prefix>cohorts-api-cohort-<id>`, shared by every api process), or this
+   process's (`<prefix>cohorts-api-<instance id>`) for a new cohort. A producer that was not
+   initialised yet calls `init_transactions`, which fences every older producer with the same id
+   in any process: from then on only this one can commit records about that cohort.
+2. Catch up: wait until this process's views have applied the committed end (LSO) of the
+   catalog and api-log partitions, as of now.
+3. `build(reserve)` reads the views and returns the changes, or raises an `ApiError` (nothing is
+   produced). `reserve()` produces an id reservation inside the transaction (design §2: the id is
+   the reservation's catalog offset + 1; offsets of one partition are unique, so ids are unique
+   across api processes without a coordinator), then its tombstone, so compaction drops it.
+4. Produce the changes and commit the transaction.
+5. Wait until the feeder applied every produced offset, then return.
 
-Control messages keyed `team:person` are partitioned by the producer with `murmur2_random`,
-the Java client's key function (design §3). `recalculate` is not the api's: the worker owning the
-catalog partition derives it from each new catalog version.
+Concurrent writes to one cohort through two processes (design §2): the catalog topic's order is
+the truth, and a cohort's records are written by one producer at a time. If B initialises the
+cohort's producer while A holds it, A is fenced: A's open transaction is aborted (or its next
+commit fails), nothing of it is ever read by an api process, and A runs 1-5 again on views that
+now include B's change (up to `attempts` times, then `WriteConflict`, a 409). So a PATCH is
+always applied to the latest committed row, and each catalog record's `version` is its
+predecessor's + 1: versions increase strictly along the topic, in every process, after a
+restart and after compaction.
 
-`MemoryPublisher` implements the same interface in memory for unit tests only.
-Never: produce from a request without waiting for delivery.
+Limits, as Kafka transactions have them: the worker reads `cohort_control` and `cohort_catalog`
+uncommitted, so it may briefly see records of a transaction that was then aborted (a fenced
+write that is retried, or a failure answered with 503); and a process that dies inside a
+transaction holds back read-committed readers of those partitions until the next write to that
+cohort fences it or `transaction.timeout.ms` passes.
+
+File-system views and dead letters are not cohort changes: a plain idempotent producer sends
+them outside transactions. `MemoryPublisher` is the unit tests' stand-in: it folds what it is
+given straight into the views, as a broker plus the feeder would.
+
+Exception tree:
+    RuntimeError
+     └── PublishError          Kafka did not take the change (nothing was written): 503
+          ├── NotApplied       written, but this process did not apply it in time: 503
+          └── WriteConflict    fenced by other writers of the cohort on every attempt: 409
+
+Never: answer a request before its records are committed and applied; produce a catalog record
+outside a transaction.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
+from api.api_log import ApiLogRecord
+from api.metrics import ApiMetrics
+from api.progress import Progress, TopicPartition
+from api.store import Store
+from api.views.record import Fold, Record
 from cohorts.settings import Settings
-from cohorts.topics import Topics, person_key
+from cohorts.topics import Topics, partition_for, person_key
 from cohorts.wire import CatalogRecord, ControlMessage, DeadLetter
 
 __all__ = [
+    "RESERVE_PREFIX",
+    "Changes",
     "ControlEnvelope",
     "KafkaPublisher",
     "MemoryPublisher",
+    "NotApplied",
     "PublishError",
     "Publisher",
+    "Reserve",
+    "WriteConflict",
     "control_for_person",
 ]
+
+log = logging.getLogger(__name__)
 
 RESERVE_PREFIX = "reserve:"
 
 
 class PublishError(RuntimeError):
-    """Kafka did not acknowledge a record in time; the request fails with 503."""
+    """Kafka did not take the change in time; nothing of it was written."""
+
+
+class NotApplied(PublishError):
+    """The change is in Kafka, but this process's views did not apply it in time."""
+
+
+class WriteConflict(PublishError):
+    """Other processes kept writing the same cohort; this write never got to commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,125 +117,439 @@ def control_for_person(message: ControlMessage) -> ControlEnvelope:
     return ControlEnvelope(message, key=person_key(message.team_id, message.person_id))
 
 
+@dataclass
+class Changes:
+    """Everything one request changes, produced atomically."""
+
+    catalog: list[CatalogRecord] = field(default_factory=list)
+    control: list[ControlEnvelope] = field(default_factory=list)
+    log: list[ApiLogRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.catalog or self.control or self.log)
+
+
+#: Reserves a new cohort id inside the running write.
+Reserve = Callable[[], int]
+#: Reads the views and returns what to produce (None or empty: nothing); may raise ApiError.
+Build = Callable[[Reserve], Changes | None]
+
+
 class Publisher(Protocol):
-    def reserve_id(self) -> int: ...
-    def publish_catalog(self, record: CatalogRecord) -> None: ...
-    def publish_control(self, envelopes: list[ControlEnvelope]) -> None: ...
+    def write(self, build: Build, *, cohort_id: int | None = None) -> None: ...
+    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None) -> None: ...
     def dead_letter(self, key: bytes | None, letter: DeadLetter) -> None: ...
     def close(self) -> None: ...
 
 
-class KafkaPublisher:
-    """confluent-kafka producer: idempotent, acks=all, murmur2 partitioner, a poll thread."""
+_FENCED_CODES = frozenset({-144, 90, 47})  # _FENCED, PRODUCER_FENCED, INVALID_PRODUCER_EPOCH
 
-    def __init__(self, settings: Settings, *, timeout_s: float = 30.0) -> None:
+
+class _Fenced(Exception):
+    """Another process initialised this cohort's producer: run the write again."""
+
+
+class _FencingIsExpected(logging.Filter):
+    """librdkafka reports being fenced as a fatal error; here it is the normal end of a cohort
+    producer that another process took over (see the module docstring), so it is logged at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno > logging.INFO and ("fenced by a newer instance" in message or "old epoch" in message):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _transactions_log() -> logging.Logger:
+    logger = logging.getLogger("api.kafka.transactions")
+    if not any(isinstance(f, _FencingIsExpected) for f in logger.filters):
+        logger.addFilter(_FencingIsExpected())
+    return logger
+
+
+class _Transaction:
+    """One open-or-not-yet-begun transaction of one producer, and what it delivered."""
+
+    def __init__(self, producer: Any, timeout_s: float) -> None:
+        self.producer = producer
+        self.timeout_s = timeout_s
+        self.begun = False
+        self.delivered: list[tuple[str, int, int]] = []
+        self.errors: list[Any] = []
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.errors.append(err)
+        else:
+            self.delivered.append((msg.topic(), msg.partition(), msg.offset()))
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        if not self.begun:
+            self.producer.begin_transaction()
+            self.begun = True
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self.producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.01)
+
+    def produce_now(self, topic: str, key: bytes, value: bytes, partition: int) -> int:
+        """Produce one record and wait for its offset (the transaction stays open)."""
+        before = len(self.delivered)
+        self.produce(topic, key, value, partition)
+        self.producer.flush(self.timeout_s)
+        if self.errors or len(self.delivered) == before:
+            raise PublishError(f"Kafka did not acknowledge a record on {topic} in time")
+        return self.delivered[-1][2]
+
+
+class KafkaPublisher:
+    """Transactional writes, an idempotent producer for views and dead letters, and an LSO probe."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        progress: Progress,
+        *,
+        instance_id: str,
+        metrics: ApiMetrics | None = None,
+        timeout_s: float = 10.0,
+        apply_timeout_s: float = 10.0,
+        attempts: int = 4,
+        owners: int = 16,
+        transaction_timeout_s: float = 60.0,
+    ) -> None:
         from confluent_kafka import Producer
 
         self._topics = Topics(settings.topic_prefix, settings.partitions)
+        self._settings = settings
+        self._progress = progress
+        self._instance_id = instance_id
+        self._metrics = metrics
         self._timeout_s = timeout_s
-        self._producer = Producer(
+        self._apply_timeout_s = apply_timeout_s
+        self._attempts = attempts
+        self._owners_max = owners
+        self._transaction_timeout_s = transaction_timeout_s
+        self._kafka_log = logging.getLogger("api.kafka")
+        self._common = {
+            "bootstrap.servers": settings.bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 2,
+            "client.id": "cohorts-api",
+            "logger": self._kafka_log,
+        }
+        self._plain = Producer(
             {
-                "bootstrap.servers": settings.bootstrap,
+                **self._common,
                 "enable.idempotence": True,
                 "acks": "all",
-                "partitioner": "murmur2_random",
-                "linger.ms": 2,
                 "message.timeout.ms": int(timeout_s * 1000),
-                "client.id": "cohorts-api",
             }
         )
+        self._lock = threading.RLock()
+        self._creator: Any = None
+        self._owners: OrderedDict[int, Any] = OrderedDict()
+        self._probe: Any = None
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="api-producer-poll", daemon=True)
         self._poller.start()
 
+    # Producers -----------------------------------------------------------------------------------
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            self._plain.poll(0.05)
+
+    def _transactional(self, transactional_id: str) -> Any:
+        from confluent_kafka import KafkaException, Producer
+
+        producer = Producer(
+            {
+                **self._common,
+                "logger": _transactions_log(),
+                "transactional.id": transactional_id,
+                "transaction.timeout.ms": int(self._transaction_timeout_s * 1000),
+                "message.timeout.ms": int(self._timeout_s * 1000),
+            }
+        )
+        try:
+            producer.init_transactions(self._timeout_s)
+        except KafkaException as exc:
+            raise PublishError(f"Kafka did not initialise producer {transactional_id}: {exc.args[0]}") from exc
+        return producer
+
+    def _producer_for(self, cohort_id: int | None) -> Any:
+        prefix = self._settings.topic_prefix
+        if cohort_id is None:
+            if self._creator is None:
+                self._creator = self._transactional(f"{prefix}cohorts-api-{self._instance_id}")
+            return self._creator
+        producer = self._owners.get(cohort_id)
+        if producer is None:
+            producer = self._transactional(f"{prefix}cohorts-api-cohort-{cohort_id}")
+            self._owners[cohort_id] = producer
+            while len(self._owners) > self._owners_max:
+                _, oldest = self._owners.popitem(last=False)
+                oldest.flush(1)
+        self._owners.move_to_end(cohort_id)
+        return producer
+
+    def _drop(self, cohort_id: int | None) -> None:
+        if cohort_id is None:
+            self._creator = None
+        else:
+            self._owners.pop(cohort_id, None)
+
+    # Waiting -------------------------------------------------------------------------------------
+    def _committed_end(self, topic: str) -> int:
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        if self._probe is None:
+            self._probe = Consumer(
+                {
+                    "bootstrap.servers": self._settings.bootstrap,
+                    "group.id": f"cohorts-api-probe-{uuid.uuid4().hex}",
+                    "isolation.level": "read_committed",
+                    "enable.auto.commit": False,
+                    "client.id": "cohorts-api-probe",
+                    "logger": self._kafka_log,
+                }
+            )
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                _, end = self._probe.get_watermark_offsets(
+                    TopicPartition(topic, 0), timeout=max(0.1, remaining), cached=False
+                )
+                return end
+            except KafkaException as exc:
+                # A new topic's leader may not be known yet: retried until the deadline.
+                if remaining <= 0:
+                    raise PublishError(f"Kafka did not report the end of {topic}: {exc.args[0]}") from exc
+                time.sleep(0.1)
+
+    def _catch_up(self) -> None:
+        targets = {(topic, 0): self._committed_end(topic) for topic in (self._topics.catalog, self._topics.api_log)}
+        if not self._progress.wait(targets, self._apply_timeout_s):
+            raise PublishError("this api process is behind Kafka; nothing was written")
+
+    def _await(self, delivered: list[tuple[str, int, int]], timeout_s: float | None = None) -> None:
+        targets: dict[TopicPartition, int] = {}
+        for topic, partition, offset in delivered:
+            if topic in (self._topics.catalog, self._topics.api_log):
+                targets[(topic, partition)] = max(targets.get((topic, partition), 0), offset + 1)
+        started = time.monotonic()
+        applied = self._progress.wait(targets, self._apply_timeout_s if timeout_s is None else timeout_s)
+        if self._metrics is not None:
+            self._metrics.apply_wait.observe(time.monotonic() - started)
+        if not applied:
+            raise NotApplied("the change is in Kafka but this api process has not applied it yet")
+
+    # Writes --------------------------------------------------------------------------------------
+    def write(self, build: Build, *, cohort_id: int | None = None) -> None:
+        with self._lock:
+            for attempt in range(self._attempts):
+                producer = self._producer_for(cohort_id)
+                self._catch_up()
+                try:
+                    delivered = self._transact(producer, build, cohort_id)
+                except _Fenced:
+                    self._drop(cohort_id)
+                    if self._metrics is not None:
+                        self._metrics.write_retries.inc()
+                    log.info("write to cohort %s fenced by another api process (attempt %d)", cohort_id, attempt + 1)
+                    continue
+                self._await(delivered)
+                return
+            raise WriteConflict(f"cohort {cohort_id} kept changing under this write")
+
+    def _transact(self, producer: Any, build: Build, cohort_id: int | None) -> list[tuple[str, int, int]]:
+        from confluent_kafka import KafkaException
+
+        txn = _Transaction(producer, self._timeout_s)
+        topics = self._topics
+
+        def reserve() -> int:
+            reservation = f"{RESERVE_PREFIX}{uuid.uuid4()}".encode()
+            value = orjson.dumps({"reserved_at_ms": int(time.time() * 1000)})
+            offset = txn.produce_now(topics.catalog, reservation, value, partition=0)
+            txn.produce(topics.catalog, reservation, None, partition=0)
+            return offset + 1
+
+        try:
+            changes = build(reserve)
+            if not changes:
+                self._abandon(txn, cohort_id, fatal=False)
+                return []
+            for record in changes.catalog:
+                txn.produce(topics.catalog, str(record.id).encode(), record.to_bytes(), partition=0)
+            for env in changes.control:
+                key = None if env.key is None else env.key.encode()
+                txn.produce(topics.control, key, env.message.to_bytes(), partition=env.partition)
+            for item in changes.log:
+                txn.produce(topics.api_log, item.key, item.to_bytes(), partition=0)
+            producer.commit_transaction(self._timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            self._abandon(txn, cohort_id, fatal=error.fatal())
+            if error.code() in _FENCED_CODES:
+                raise _Fenced from exc
+            raise PublishError(f"Kafka did not commit the change: {error}") from exc
+        except BaseException:
+            self._abandon(txn, cohort_id, fatal=False)
+            raise
+        if txn.errors:
+            raise PublishError(f"Kafka refused a record: {txn.errors[0]}")
+        return txn.delivered
+
+    def _abandon(self, txn: _Transaction, cohort_id: int | None, *, fatal: bool) -> None:
+        """Abort an open transaction; a producer that cannot abort (fenced, fatal) is dropped."""
+        from confluent_kafka import KafkaException
+
+        if fatal:
+            self._drop(cohort_id)
+            return
+        if not txn.begun:
+            return
+        try:
+            txn.producer.abort_transaction(self._timeout_s)
+        except KafkaException as exc:
+            log.warning("could not abort a transaction (%s); the producer is replaced", exc.args[0])
+            self._drop(cohort_id)
+
+    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None) -> None:
+        """Produce one api-log record outside any transaction; wait for it to be applied (each
+        wait bounded by `timeout_s`, default the publisher's)."""
+        bound = self._timeout_s if timeout_s is None else timeout_s
+        future = self._send(self._topics.api_log, record.key, record.to_bytes(), partition=0)
+        try:
+            offset = future.result(timeout=bound)
+        except TimeoutError as exc:
+            raise PublishError("Kafka did not acknowledge in time") from exc
+        self._await([(self._topics.api_log, 0, offset)], min(bound, self._apply_timeout_s))
+
+    def dead_letter(self, key: bytes | None, letter: DeadLetter) -> None:
+        self._send(self._topics.dead_letters, key, letter.to_bytes())
 
     def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> Future:
         future: Future = Future()
 
-        def delivered(err, msg) -> None:
+        def delivered(err: Any, msg: Any) -> None:
             if err is not None:
                 future.set_exception(PublishError(f"delivery to {topic} failed: {err}"))
             else:
                 future.set_result(msg.offset())
 
-        kwargs = {"key": key, "value": value, "on_delivery": delivered}
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": delivered}
         if partition is not None:
             kwargs["partition"] = partition
         while True:
             try:
-                self._producer.produce(topic, **kwargs)
-                break
+                self._plain.produce(topic, **kwargs)
+                return future
             except BufferError:
                 time.sleep(0.01)
-        return future
-
-    def _wait(self, futures: list[Future]) -> list[int]:
-        deadline = time.monotonic() + self._timeout_s
-        offsets = []
-        for future in futures:
-            try:
-                offsets.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
-            except TimeoutError as exc:
-                raise PublishError("Kafka did not acknowledge in time") from exc
-        return offsets
-
-    def reserve_id(self) -> int:
-        reservation = f"{RESERVE_PREFIX}{uuid.uuid4()}".encode()
-        value = orjson.dumps({"reserved_at_ms": int(time.time() * 1000)})
-        (offset,) = self._wait([self._send(self._topics.catalog, reservation, value, partition=0)])
-        self._send(self._topics.catalog, reservation, None, partition=0)  # tombstone, not awaited
-        return offset + 1
-
-    def publish_catalog(self, record: CatalogRecord) -> None:
-        self._wait([self._send(self._topics.catalog, str(record.id).encode(), record.to_bytes(), partition=0)])
-
-    def publish_control(self, envelopes: list[ControlEnvelope]) -> None:
-        futures = [
-            self._send(
-                self._topics.control,
-                None if env.key is None else env.key.encode(),
-                env.message.to_bytes(),
-                partition=env.partition,
-            )
-            for env in envelopes
-        ]
-        self._wait(futures)
-
-    def dead_letter(self, key: bytes | None, letter: DeadLetter) -> None:
-        self._send(self._topics.dead_letters, key, letter.to_bytes())
 
     def close(self) -> None:
-        self._producer.flush(5)
+        with self._lock:
+            for producer in [self._creator, *self._owners.values()]:
+                if producer is not None:
+                    producer.flush(2)
+            self._creator = None
+            self._owners.clear()
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
+        self._plain.flush(5)
         self._stop.set()
         self._poller.join(timeout=2)
 
 
 @dataclass
 class MemoryPublisher:
-    """In-memory stand-in for unit tests only: records what would have been produced."""
+    """In-memory stand-in for unit tests only: keeps what would have been produced and folds it
+    into the views it is attached to, as the broker and the feeder would (one batch per write)."""
 
     next_offset: int = 0
     catalog: list[CatalogRecord] = field(default_factory=list)
     control: list[ControlEnvelope] = field(default_factory=list)
+    api_log: list[ApiLogRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     fail: bool = False
+    _offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    _pending: list[Record] = field(default_factory=list)
+    _topics: Topics | None = None
+    _store: Store | None = None
+    _folds: dict[str, Fold] = field(default_factory=dict)
 
-    def reserve_id(self) -> int:
-        self._check()
-        self.next_offset += 1
-        return self.next_offset
+    def attach(self, topics: Topics, store: Store, folds: dict[str, Fold]) -> None:
+        self._topics, self._store, self._folds = topics, store, folds
 
-    def publish_catalog(self, record: CatalogRecord) -> None:
-        self._check()
-        self.catalog.append(record)
-        self.next_offset += 1
+    def _append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> int:
+        if topic == self._require_topics().catalog:
+            offset = self.next_offset
+            self.next_offset += 1
+        else:
+            offset = self._offsets.get((topic, partition), 0)
+            self._offsets[(topic, partition)] = offset + 1
+        self._pending.append(Record(topic, partition, offset, key, value, int(time.time() * 1000)))
+        return offset
 
-    def publish_control(self, envelopes: list[ControlEnvelope]) -> None:
+    def write(self, build: Build, *, cohort_id: int | None = None) -> None:
         self._check()
-        self.control.extend(envelopes)
+        topics = self._require_topics()
+        self._pending = []
+
+        def reserve() -> int:
+            reservation = f"{RESERVE_PREFIX}{uuid.uuid4()}".encode()
+            offset = self._append(topics.catalog, 0, reservation, b"{}")
+            self._append(topics.catalog, 0, reservation, None)
+            return offset + 1
+
+        changes = build(reserve)
+        if changes:
+            for record in changes.catalog:
+                self.catalog.append(record)
+                self._append(topics.catalog, 0, str(record.id).encode(), record.to_bytes())
+            for env in changes.control:
+                self.control.append(env)
+                partition = env.partition
+                if partition is None:
+                    partition = partition_for((env.key or "").encode(), topics.partitions)
+                key = None if env.key is None else env.key.encode()
+                self._append(topics.control, partition, key, env.message.to_bytes())
+            for item in changes.log:
+                self.api_log.append(item)
+                self._append(topics.api_log, 0, item.key, item.to_bytes())
+        self._apply()
+
+    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None) -> None:
+        self._check()
+        topics = self._require_topics()
+        self._pending = []
+        self.api_log.append(record)
+        self._append(topics.api_log, 0, record.key, record.to_bytes())
+        self._apply()
+
+    def _apply(self) -> None:
+        assert self._store is not None
+        batch = self._store.batch()
+        for record in self._pending:
+            fold = self._folds.get(record.topic)
+            if fold is not None:
+                fold(batch, record)
+        batch.commit()
+        self._pending = []
+
+    def _require_topics(self) -> Topics:
+        if self._topics is None:
+            raise RuntimeError("MemoryPublisher is not attached to an api context")
+        return self._topics
 
     def dead_letter(self, key: bytes | None, letter: DeadLetter) -> None:
         self.dead_letters.append(letter)

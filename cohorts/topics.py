@@ -19,6 +19,8 @@ __all__ = [
 ]
 
 _COMPACT: Final = {"cleanup.policy": "compact"}
+#: Never deleted by age or size: a wiped api data dir rebuilds its views from the whole log.
+_RETAINED: Final = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,13 @@ class Topics:
     def dead_letters(self) -> str:
         return self._name("cohort_dead_letters")
 
+    # The api's own log (one partition, retained forever).
+    @property
+    def api_log(self) -> str:
+        """What the api changes besides definitions: activity, static members, file-system views.
+        Every api process folds it into its views, so state written through one is read from all."""
+        return self._name("cohort_api_log")
+
     def specs(self) -> list[TopicSpec]:
         """What `cohorts topics create` creates; faust's own changelog topics are not listed."""
         n = self.partitions
@@ -94,6 +103,7 @@ class Topics:
             TopicSpec(self.membership_changed, n),
             TopicSpec(self.calculation_reports, n),
             TopicSpec(self.dead_letters, n),
+            TopicSpec(self.api_log, 1, dict(_RETAINED)),
         ]
 
 

@@ -62,8 +62,13 @@ class _Message:
 class CatalogRecord(_Message):
     """`cohort_catalog`, key = str(cohort id); a tombstone (null value) removes the cohort.
 
-    `filters` is the normalised definition as the api stored it; the worker parses it with
-    `cohorts.validate`. `version` grows with every definition change (design §4).
+    `filters` is the effective definition (legacy `groups` already converted); the worker parses
+    it with `cohorts.validate`. `version` grows with every change of the record (design §4).
+
+    The fields after `filters` are the rest of the cohort as the api shows it, so every api
+    process can serve a cohort written through another one. They have defaults, so records
+    written before they existed still decode. `stored_filters` is `filters` exactly as the api
+    stored it when that differs from the effective definition (None = the same).
     """
 
     id: int
@@ -73,6 +78,16 @@ class CatalogRecord(_Message):
     deleted: bool = False
     name: str | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    groups: list[Any] = field(default_factory=list)
+    query: Any = None
+    cohort_type: str | None = None
+    created_by_id: int | None = None
+    created_at_us: int | None = None
+    create_in_folder: str | None = None
+    last_import_total_count: int | None = None
+    last_import_unmatched_count: int | None = None
+    stored_filters: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +124,17 @@ class EventInput(_Message):
     source: tuple[str, int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["kind"] = "event"
-        return data
+        """`asdict` plus the kind, without its deep copy: ingest sends one per event."""
+        return {
+            "team_id": self.team_id,
+            "person_id": self.person_id,
+            "event": self.event,
+            "timestamp_us": self.timestamp_us,
+            "properties": self.properties,
+            "uuid": self.uuid,
+            "source": self.source,
+            "kind": "event",
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +152,18 @@ class PersonInput(_Message):
     source: tuple[str, int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["kind"] = "person"
-        return data
+        """`asdict` plus the kind, without its deep copy."""
+        return {
+            "team_id": self.team_id,
+            "person_id": self.person_id,
+            "properties": self.properties,
+            "version": self.version,
+            "is_deleted": self.is_deleted,
+            "is_identified": self.is_identified,
+            "created_at_us": self.created_at_us,
+            "source": self.source,
+            "kind": "person",
+        }
 
 
 def decode_person_input(raw: bytes) -> EventInput | PersonInput:

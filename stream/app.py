@@ -27,6 +27,7 @@ from cohorts.topics import Topics
 from infra.logs import logging_config
 from stream.agents import catalog, control, ingest, person
 from stream.clock import Clock, wall_clock_us
+from stream.read_committed import read_committed
 from stream.runtime import Runtime, WorkerTuning
 from stream.topology import check_topics
 
@@ -68,6 +69,7 @@ def create_app(
         web_port=settings.worker_web_port or 6066,
         autodiscover=False,
     )
+    read_committed(app)
     runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning)
     ingest.install(app, runtime)
     person.install(app, runtime)

@@ -60,7 +60,7 @@ def retrieve(access: CohortRead, ctx: Ctx, cohort_id: CohortId) -> Response:
     if row is None:
         raise not_found()
     rendered = ctx.reader.render(row)
-    ctx.file_system.log(access.project_id, access.user["id"], "cohort", str(cohort_id), ctx.clock())
+    ctx.file_system.log_retrieve(access.project_id, access.user["id"], "cohort", str(cohort_id), ctx.clock())
     return JSONResponse(rendered)
 
 

@@ -1,14 +1,10 @@
-"""The cohort activity log (reference §6): entries written with the change they describe.
+"""The cohort activity log's entries (reference §6): built with the change they describe.
 
-An entry is written into the caller's `Batch`, so it commits atomically with the cohort change
-it records. Entries are ordered by a store-wide sequence number (not the clock, which tests
-freeze), newest first. Change detection follows PostHog's `dict_changes_between` over the
-tracked fields; an "updated" entry without changes is never written.
-
-Layout:
-    meta:activity_seq                   -> int
-    act:<team>:<seq>                    -> entry
-    actitem:<team>:<cohort id>:<seq>    -> entry
+An entry becomes an `ActivityRecord` on the api log, produced in the same Kafka transaction as
+the change it records, so both or neither are seen (`api.views.activity` folds and reads them).
+Change detection follows PostHog's `dict_changes_between` over the tracked fields; an
+"updated" entry without changes is never written. The entry id is fixed by the writer, so every
+api process shows the same id.
 """
 
 from __future__ import annotations
@@ -17,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from api.store import Batch, Store, key
+from api.api_log import ActivityRecord
 from cohorts.timestamps import format_iso
 
 __all__ = ["TRACKED_FIELDS", "ActivityLog", "changes_between"]
@@ -43,13 +39,11 @@ def changes_between(before: dict[str, Any], after: dict[str, Any]) -> list[dict[
 
 
 class ActivityLog:
-    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
-        self._store = store
+    def __init__(self, clock: Callable[[], int]) -> None:
         self._clock = clock
 
     def record(
         self,
-        batch: Batch,
         *,
         team_id: int,
         item_id: int,
@@ -57,9 +51,7 @@ class ActivityLog:
         activity: str,
         changes: list[dict[str, Any]] | None,
         name: str | None,
-    ) -> None:
-        seq = int(batch.get(b"meta:activity_seq") or 0) + 1
-        batch.put(b"meta:activity_seq", seq)
+    ) -> ActivityRecord:
         entry = {
             "id": str(uuid.uuid4()),
             "user": None if user is None else {"first_name": user.get("first_name"), "email": user.get("email")},
@@ -72,15 +64,4 @@ class ActivityLog:
             "was_impersonated": False,
             "client": None,
         }
-        batch.put(key("act", team_id, seq), entry)
-        batch.put(key("actitem", team_id, item_id, seq), entry)
-
-    def page(self, team_id: int, item_id: int | None, page: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """One page of entries, newest first, and the total count."""
-        prefix = (key("act", team_id) if item_id is None else key("actitem", team_id, item_id)) + b":"
-        total = self._store.count(prefix)
-        start = (page - 1) * limit
-        if start >= total:
-            return [], total
-        rows = self._store.scan(prefix, reverse=True, limit=start + limit)
-        return [entry for _, entry in rows[start:]], total
+        return ActivityRecord(team_id, item_id, entry)

@@ -1,36 +1,37 @@
 """Cohort writes: the rules of create, update, soft delete and duplicate (reference §1.2-§1.5,
-§1.12, §2, §3; design §8), and their publication to `cohort_catalog`.
+§1.12, §2, §3; design §8), and their publication to Kafka.
 
-Order of one write, under the api's write lock (one process at a time changes its rows):
+Each write is a `build` function run by `Publisher.write` (see `api.publisher` for the
+transaction, the fencing of concurrent writers and read-your-writes):
 1. Validate in PostHog's order (field validators in field order, then the create/update rules),
-   so the first error a client sees is PostHog's first error.
-2. New cohort only: reserve its id through the catalog topic (`Publisher.reserve_id`).
-3. Produce the catalog record (new `version` on every change; the worker that owns the catalog
-   partition turns it into `recalculate` control messages) and `static_add` for new static
-   members. Wait for acks.
-4. Commit the row, the version's filters, static members and the activity entry in one batch.
-Nothing is stored if Kafka refuses step 2 or 3 (503). An update that changes nothing writes
-nothing and logs no activity (reference §6).
+   so the first error a client sees is PostHog's first error, on views caught up with Kafka.
+2. New cohort only: reserve its id (the catalog offset of a reservation, design §2).
+3. Return the changes: the catalog record (the whole row; `version` = the row's + 1 on every
+   change, and the worker turns a new version into `recalculate` messages), `static_add` for new
+   static members with their api-log record, the version's filters and the activity entry.
+4. The row is then read back from this process's views, as every api process will see it.
+Nothing is written if Kafka refuses (503). An update that changes nothing writes nothing and
+logs no activity (reference §6). Updates of one cohort are serialised across api processes, so
+an update always applies to the latest committed row.
 
-Never: read the worker's state; store an unvalidated dynamic definition.
+Never: read the worker's state; store an unvalidated dynamic definition; write the views
+directly (they are folded from Kafka).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from api.errors import ApiError, kafka_unavailable, not_found, validation
-from api.publisher import Publisher, PublishError
+from api.api_log import DefinitionRecord
+from api.errors import ApiError, kafka_errors, not_found, validation
+from api.publisher import Changes, Publisher, Reserve
 from api.schemas.cohort import CohortWrite
 from api.services.activity import TRACKED_FIELDS, ActivityLog, changes_between
 from api.services.csv_import import parse_csv
 from api.services.static_members import StaticMembers
-from api.store import Batch, Store, key
-from api.views.cohorts import CohortReader, effective_filters
-from api.views.static_members import add_member
+from api.views.cohorts import CohortReader, catalog_record, effective_filters
 from cohorts.cohort_type import stored_cohort_type, validate_cohort_type
 from cohorts.copy_query import parse_copy_query
 from cohorts.graph import creates_loop, criteria_users, unknown_references
@@ -38,7 +39,6 @@ from cohorts.legacy_groups import validate_groups
 from cohorts.model import CohortDefinition, Group
 from cohorts.settings import Settings
 from cohorts.validate import FilterError, has_criteria, normalise_filters, parse_filters
-from cohorts.wire import CatalogRecord
 
 __all__ = ["CohortService", "WriteRequest"]
 
@@ -68,22 +68,18 @@ class CohortService:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
         reader: CohortReader,
         publisher: Publisher,
         activity: ActivityLog,
         static_members: StaticMembers,
         clock: Callable[[], int],
-        lock: threading.RLock,
     ) -> None:
         self._settings = settings
-        self._store = store
         self._reader = reader
         self._publisher = publisher
         self._activity = activity
         self._static = static_members
         self._clock = clock
-        self._lock = lock
 
     # Field validators (reference §2, in serializer field order) ----------------------------------
     def _filters_field(self, raw: Any, *, is_static: bool) -> tuple[dict[str, Any], Group | None]:
@@ -130,7 +126,9 @@ class CohortService:
     # Create --------------------------------------------------------------------------------------
     def create(self, team_id: int, user: dict[str, Any], request: WriteRequest) -> dict[str, Any]:
         body, fields = request.body, request.fields
-        with self._lock:
+        created: list[int] = []
+
+        def build(reserve: Reserve) -> Changes:
             rows = self._reader.rows(team_id)
             is_static = body.is_static
             groups: list[Any] = []
@@ -197,11 +195,17 @@ class CohortService:
                 "last_import_total_count": total,
                 "last_import_unmatched_count": unmatched,
             }
-            return self._insert(team_id, user, row, members, log_created=True)
+            return self._insert(reserve, created, team_id, user, row, members, log_created=True)
+
+        with kafka_errors():
+            self._publisher.write(build)
+        return self._rendered(team_id, created[-1])
 
     def duplicate_as_static(self, team_id: int, cohort_id: int, user: dict[str, Any]) -> dict[str, Any]:
         """Reference §1.12 / design §8: a static copy of the source's current members."""
-        with self._lock:
+        created: list[int] = []
+
+        def build(reserve: Reserve) -> Changes:
             source = self._reader.row(team_id, cohort_id)
             if source is None:
                 raise not_found()
@@ -220,15 +224,27 @@ class CohortService:
                 "last_import_total_count": None,
                 "last_import_unmatched_count": None,
             }
-            return self._insert(team_id, user, row, self._reader.members(source), log_created=False)
+            members = self._reader.members(source)
+            return self._insert(reserve, created, team_id, user, row, members, log_created=False)
+
+        with kafka_errors():
+            self._publisher.write(build)
+        return self._rendered(team_id, created[-1])
 
     def _insert(
-        self, team_id: int, user: dict[str, Any], fields: dict[str, Any], members: list[str], *, log_created: bool
-    ) -> dict[str, Any]:
-        try:
-            cohort_id = self._publisher.reserve_id()
-        except PublishError as exc:
-            raise kafka_unavailable() from exc
+        self,
+        reserve: Reserve,
+        created: list[int],
+        team_id: int,
+        user: dict[str, Any],
+        fields: dict[str, Any],
+        members: list[str],
+        *,
+        log_created: bool,
+    ) -> Changes:
+        """The changes of a new cohort; its reserved id is appended to `created`."""
+        cohort_id = reserve()
+        created.append(cohort_id)
         row = {
             "id": cohort_id,
             "team_id": team_id,
@@ -237,23 +253,23 @@ class CohortService:
             "created_at_us": self._clock(),
             "version": 1,
         }
-        self._publish(row)
-        self._static.publish("static_add", team_id, cohort_id, members)
-        batch = self._store.batch()
-        self._put_row(batch, row)
-        for person in members:
-            add_member(batch, team_id, cohort_id, person)
+        changes = self._row_changes(row)
+        control, records = self._static.changes(team_id, cohort_id, added=members)
+        changes.control.extend(control)
+        changes.log.extend(records)
         if log_created:
-            self._activity.record(
-                batch, team_id=team_id, item_id=cohort_id, user=user, activity="created", changes=None, name=row["name"]
+            changes.log.append(
+                self._activity.record(
+                    team_id=team_id, item_id=cohort_id, user=user, activity="created", changes=None, name=row["name"]
+                )
             )
-        batch.commit()
-        return self._reader.render(row)
+        return changes
 
     # Update --------------------------------------------------------------------------------------
     def update(self, team_id: int, cohort_id: int, user: dict[str, Any], request: WriteRequest) -> dict[str, Any]:
         body, fields = request.body, request.fields
-        with self._lock:
+
+        def build(reserve: Reserve) -> Changes | None:
             rows = self._reader.rows(team_id)
             row = rows.get(cohort_id)
             if row is None:
@@ -322,33 +338,36 @@ class CohortService:
                 members = [p for p in members if not self._reader.is_member({**row, "is_static": True}, p)]
 
             changes = changes_between(_tracked(row), _tracked(new))
-            if not changes and not members and new == row:
-                return self._reader.render(row)
-            if changes:
+            if not members and new == row:
+                return None
+            out = Changes()
+            if new != row:
                 new["version"] = row["version"] + 1
-                self._publish(new)
-            self._static.publish("static_add", team_id, cohort_id, members)
-            batch = self._store.batch()
-            self._put_row(batch, new)
-            for person in members:
-                add_member(batch, team_id, cohort_id, person)
+                out = self._row_changes(new)
+            control, records = self._static.changes(team_id, cohort_id, added=members)
+            out.control.extend(control)
+            out.log.extend(records)
             if changes:
                 activity = "updated"
                 if not row["deleted"] and new["deleted"]:
                     activity = "deleted"
                 elif row["deleted"] and not new["deleted"]:
                     activity = "restored"
-                self._activity.record(
-                    batch,
-                    team_id=team_id,
-                    item_id=cohort_id,
-                    user=user,
-                    activity=activity,
-                    changes=changes,
-                    name=new["name"],
+                out.log.append(
+                    self._activity.record(
+                        team_id=team_id,
+                        item_id=cohort_id,
+                        user=user,
+                        activity=activity,
+                        changes=changes,
+                        name=new["name"],
+                    )
                 )
-            batch.commit()
-            return self._reader.render(new)
+            return out
+
+        with kafka_errors():
+            self._publisher.write(build, cohort_id=cohort_id)
+        return self._rendered(team_id, cohort_id)
 
     def _check_not_used(self, team_id: int, cohort_id: int, rows: dict[int, dict[str, Any]]) -> None:
         """The only delete guard here (design §8): criteria of other non-deleted cohorts."""
@@ -372,25 +391,20 @@ class CohortService:
                 "Please remove this cohort from those cohort definitions before deleting it."
             )
 
-    # Storage and Kafka ---------------------------------------------------------------------------
-    def _publish(self, row: dict[str, Any]) -> None:
-        record = CatalogRecord(
-            id=row["id"],
-            team_id=row["team_id"],
-            version=row["version"],
-            is_static=row["is_static"],
-            deleted=row["deleted"],
-            name=row["name"],
-            filters=effective_filters(row),
-        )
-        try:
-            self._publisher.publish_catalog(record)
-        except PublishError as exc:
-            raise kafka_unavailable() from exc
+    # Kafka -------------------------------------------------------------------------------------
+    @staticmethod
+    def _row_changes(row: dict[str, Any]) -> Changes:
+        """The catalog record of a new row version, and its filters for calculation history."""
+        record = catalog_record(row)
+        definition = DefinitionRecord(row["team_id"], row["id"], row["version"], record.filters)
+        return Changes(catalog=[record], log=[definition])
 
-    def _put_row(self, batch: Batch, row: dict[str, Any]) -> None:
-        batch.put(key("cohort", row["team_id"], row["id"]), row)
-        batch.put(key("catver", row["team_id"], row["id"], row["version"]), effective_filters(row))
+    def _rendered(self, team_id: int, cohort_id: int) -> dict[str, Any]:
+        """The row as this process's views hold it after the write (read-your-writes)."""
+        row = self._reader.row(team_id, cohort_id)
+        if row is None:
+            raise not_found()
+        return self._reader.render(row)
 
 
 def _tracked(row: dict[str, Any]) -> dict[str, Any]:

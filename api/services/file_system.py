@@ -1,47 +1,46 @@
-"""File-system "recently viewed" log (design §8, reference §4).
+"""File-system "recently viewed" log (design §8, reference §4): writing and reading views.
 
-One row per (project, user, type, ref); a repeat view refreshes `viewed_at`. Every retrieve of a
-cohort logs one for the calling user (a departure from PostHog, design §8), and clients can log
-and read views through `file_system/log_view/`. Rows are ordered newest first by `viewed_at`,
-then by a sequence number so views within one clock tick keep their order.
-
-Layout:
-    meta:view_seq                               -> int
-    fsview:<team>:<user>:<type>:<ref>           -> {type, ref, viewed_at_us, seq}
+Every retrieve of a cohort logs a view for the calling user (a departure from PostHog, design
+§8), and clients can log and read views through `file_system/log_view/`. A view is a record on
+the api log (`api.api_log.ViewRecord`), so every api process shows it; the call returns once this
+process applied it. A retrieve still answers if its view cannot be logged: the view is lost, the
+cohort is not.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 from typing import Any
 
-from api.store import Store, key
-from cohorts.timestamps import format_iso
+from api.api_log import ViewRecord
+from api.errors import kafka_errors
+from api.publisher import Publisher, PublishError
+from api.views.file_system import FileSystemView
 
-__all__ = ["FileSystemViews"]
+__all__ = ["RETRIEVE_VIEW_WAIT_S", "FileSystemViews"]
+
+log = logging.getLogger(__name__)
+
+#: How long a retrieve waits for Kafka to take, and this process to apply, the view it logs.
+RETRIEVE_VIEW_WAIT_S = 2.0
 
 
 class FileSystemViews:
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._lock = threading.Lock()
+    def __init__(self, view: FileSystemView, publisher: Publisher) -> None:
+        self._view = view
+        self._publisher = publisher
 
     def log(self, team_id: int, user_id: int, type_: str, ref: str, viewed_at_us: int) -> None:
-        with self._lock:
-            batch = self._store.batch()
-            seq = int(batch.get(b"meta:view_seq") or 0) + 1
-            batch.put(b"meta:view_seq", seq)
-            batch.put(
-                key("fsview", team_id, user_id, type_, ref),
-                {"type": type_, "ref": ref, "viewed_at_us": viewed_at_us, "seq": seq},
-            )
-            batch.commit()
+        with kafka_errors():
+            self._publisher.log(ViewRecord(team_id, user_id, type_, ref, viewed_at_us))
+
+    def log_retrieve(self, team_id: int, user_id: int, type_: str, ref: str, viewed_at_us: int) -> None:
+        """Log the view a retrieve implies; a failure is logged, never answered, and a read waits
+        at most `RETRIEVE_VIEW_WAIT_S` for it."""
+        try:
+            self._publisher.log(ViewRecord(team_id, user_id, type_, ref, viewed_at_us), timeout_s=RETRIEVE_VIEW_WAIT_S)
+        except PublishError as exc:
+            log.warning("could not log a view of %s %s: %s", type_, ref, exc)
 
     def recent(self, team_id: int, user_id: int, type_: str | None, limit: int | None) -> list[dict[str, Any]]:
-        rows = [row for _, row in self._store.scan(key("fsview", team_id, user_id) + b":")]
-        if type_ is not None:
-            rows = [row for row in rows if row["type"] == type_]
-        rows.sort(key=lambda r: (r["viewed_at_us"], r["seq"]), reverse=True)
-        if limit is not None:
-            rows = rows[:limit]
-        return [{"type": r["type"], "ref": r["ref"], "viewed_at": format_iso(r["viewed_at_us"])} for r in rows]
+        return self._view.recent(team_id, user_id, type_, limit)

@@ -1,31 +1,30 @@
 """Static-cohort membership rules (reference §1.9, §1.10, §3): who may be added, and how.
 
-Order of one change, under the api's write lock:
-1. Check the request in PostHog's order, with its texts.
-2. Produce `static_add` / `static_remove` control messages keyed `team:person` and wait for
-   Kafka's acknowledgement (the worker folds them into the person record, design §3).
-3. Commit the members, the count and the activity entry in one RocksDB batch.
-A failure at 2 changes nothing; a crash between 2 and 3 leaves the worker ahead of the api for
-members the client was never told about (a retry converges: adding is idempotent).
+Order of one change (a `Publisher.write` on the cohort, design §2):
+1. Check the request in PostHog's order, with its texts, on views caught up with Kafka.
+2. In one Kafka transaction: `static_add` / `static_remove` control messages keyed `team:person`
+   (the worker folds them into the person record, design §3), the api-log `static_members`
+   record (every api process folds it into its static list) and the activity entry.
+3. Answer once this process applied them.
+A failure at 2 changes nothing (503); another process writing the same cohort at the same time
+makes step 1 run again on its result.
 
 "Persons of the team" are the persons the persons view has seen (design §1).
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from api.errors import kafka_unavailable, not_found, validation
-from api.publisher import ControlEnvelope, Publisher, PublishError, control_for_person
+from api.api_log import ApiLogRecord, static_member_records
+from api.errors import kafka_errors, not_found, validation
+from api.publisher import Changes, ControlEnvelope, Publisher, Reserve, control_for_person
 from api.services.activity import ActivityLog
 from api.services.csv_import import CsvIds
-from api.store import Store
 from api.views.cohorts import CohortReader
 from api.views.persons import PersonsView
-from api.views.static_members import add_member, remove_member
 from cohorts.evaluate import evaluate
 from cohorts.model import BehavioralLeaf, CohortDefinition, Group, iter_leaves, referenced_cohort_ids
 from cohorts.wire import ControlMessage
@@ -60,19 +59,15 @@ class _Properties:
 class StaticMembers:
     def __init__(
         self,
-        store: Store,
         reader: CohortReader,
         persons: PersonsView,
         publisher: Publisher,
         activity: ActivityLog,
-        lock: threading.RLock,
     ) -> None:
-        self._store = store
         self._reader = reader
         self._persons = persons
         self._publisher = publisher
         self._activity = activity
-        self._lock = lock
 
     # Resolution ------------------------------------------------------------------------------
     def resolve_person_ids(self, team_id: int, person_ids: Iterable[Any]) -> list[str]:
@@ -126,23 +121,23 @@ class StaticMembers:
                 members.append(person_id)
         return members
 
-    # Kafka -----------------------------------------------------------------------------------
-    def publish(self, kind: str, team_id: int, cohort_id: int, person_ids: list[str]) -> None:
-        """Produce one control message per person and wait (step 2)."""
-        if not person_ids:
-            return
-        envelopes: list[ControlEnvelope] = [
+    # Changes ---------------------------------------------------------------------------------
+    @staticmethod
+    def changes(
+        team_id: int, cohort_id: int, *, added: list[str] = (), removed: list[str] = ()
+    ) -> tuple[list[ControlEnvelope], list[ApiLogRecord]]:
+        """The control messages (for the worker) and api-log records (for every api process) of
+        one membership change (step 2)."""
+        envelopes = [
             control_for_person(ControlMessage(type=kind, team_id=team_id, cohort_id=cohort_id, person_id=person))
-            for person in person_ids
+            for kind, people in (("static_add", added), ("static_remove", removed))
+            for person in people
         ]
-        try:
-            self._publisher.publish_control(envelopes)
-        except PublishError as exc:
-            raise kafka_unavailable() from exc
+        return envelopes, list(static_member_records(team_id, cohort_id, added=list(added), removed=list(removed)))
 
     # Endpoints -------------------------------------------------------------------------------
     def add_persons(self, team_id: int, cohort_id: int, user: dict[str, Any], body: Any) -> None:
-        with self._lock:
+        def build(reserve: Reserve) -> Changes:
             row = self._reader.row(team_id, cohort_id)
             if row is None:
                 raise not_found()
@@ -159,12 +154,8 @@ class StaticMembers:
             if not valid:
                 raise validation("No valid users to add to cohort")
             new = [p for p in valid if not self._reader.is_member(row, p)]
-            self.publish("static_add", team_id, cohort_id, new)
-            batch = self._store.batch()
-            for person in new:
-                add_member(batch, team_id, cohort_id, person)
-            self._activity.record(
-                batch,
+            control, records = self.changes(team_id, cohort_id, added=new)
+            entry = self._activity.record(
                 team_id=team_id,
                 item_id=cohort_id,
                 user=user,
@@ -172,10 +163,13 @@ class StaticMembers:
                 changes=_ACTION_CHANGES,
                 name=row["name"],
             )
-            batch.commit()
+            return Changes(control=control, log=[*records, entry])
+
+        with kafka_errors():
+            self._publisher.write(build, cohort_id=cohort_id)
 
     def remove_person(self, team_id: int, cohort_id: int, user: dict[str, Any], body: Any) -> None:
-        with self._lock:
+        def build(reserve: Reserve) -> Changes:
             row = self._reader.row(team_id, cohort_id)
             if row is None:
                 raise not_found()
@@ -192,14 +186,9 @@ class StaticMembers:
                 raise validation("person_id must be a valid UUID") from None
             if not self._persons.exists(team_id, person_id):
                 raise not_found("Person with this UUID does not exist in the cohort's team")
-            member = self._reader.is_member(row, person_id)
-            if member:
-                self.publish("static_remove", team_id, cohort_id, [person_id])
-            batch = self._store.batch()
-            if member:
-                remove_member(batch, team_id, cohort_id, person_id)
-            self._activity.record(
-                batch,
+            removed = [person_id] if self._reader.is_member(row, person_id) else []
+            control, records = self.changes(team_id, cohort_id, removed=removed)
+            entry = self._activity.record(
                 team_id=team_id,
                 item_id=cohort_id,
                 user=user,
@@ -207,4 +196,7 @@ class StaticMembers:
                 changes=_ACTION_CHANGES,
                 name=row["name"],
             )
-            batch.commit()
+            return Changes(control=control, log=[*records, entry])
+
+        with kafka_errors():
+            self._publisher.write(build, cohort_id=cohort_id)

@@ -9,11 +9,19 @@ Definitions: the effective `filters` of a row are its stored filters, else its l
 converted (reference §2.8), else `{"properties": {}}`. A parsed root is cached per
 (team, id, catalog version): rows are immutable per version.
 
-Row layout (written by `services.cohorts`):
+Rows are folded from `cohort_catalog` (`apply_catalog`): `services.cohorts` builds a row,
+`catalog_record` turns it into the record it produces, and the fold turns the record back into
+the same row in every api process. A record applies only if its version is newer than the
+row's, so a replay (or a restart that re-reads) changes nothing. Keys that are not a decimal
+cohort id (id reservations) are skipped; a tombstone removes the cohort, as compaction would.
+
+Row layout:
     cohort:<team>:<id>  -> {id, team_id, name, description, groups, deleted, filters, query,
                             is_static, cohort_type, created_by_id, created_at_us, version,
                             create_in_folder, last_import_total_count, last_import_unmatched_count}
+    cohortteam:<id>     -> team id (a tombstone carries no team)
     catver:<team>:<id>:<version> -> effective filters of that version (calculation history)
+    cohortcount:<static|dynamic> -> non-deleted cohorts of every project (metrics)
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ from typing import Any
 
 from api.auth_db import AuthDirectory
 from api.schemas.common import user_basic
-from api.store import Store, key
+from api.store import Batch, Store, key
 from api.views.membership import MembershipView
+from api.views.record import Record
 from api.views.reports import ReportsView
 from api.views.static_members import StaticMembersView
 from cohorts.legacy_groups import groups_to_filters
@@ -33,8 +42,16 @@ from cohorts.model import BehavioralLeaf, CohortLeaf, Group, PersonLeaf, iter_le
 from cohorts.timestamps import format_iso
 from cohorts.validate import FilterError, has_criteria, parse_filters
 from cohorts.vocab import ANALYTICAL_KINDS
+from cohorts.wire import CatalogRecord
 
-__all__ = ["CohortReader", "effective_filters"]
+__all__ = [
+    "CohortReader",
+    "apply_catalog",
+    "catalog_record",
+    "effective_filters",
+    "put_version_filters",
+    "row_of",
+]
 
 _LIFECYCLE_KINDS = frozenset(ANALYTICAL_KINDS) - {"performed_event_sequence"}
 _CACHE_LIMIT = 20_000
@@ -47,6 +64,122 @@ def effective_filters(row: dict[str, Any]) -> dict[str, Any]:
     if row.get("groups"):
         return groups_to_filters(row["groups"])
     return {"properties": {}}
+
+
+def catalog_record(row: dict[str, Any]) -> CatalogRecord:
+    """The catalog record of a row: the effective definition for the worker, the rest for the
+    other api processes (`row_of` is its inverse)."""
+    effective = effective_filters(row)
+    return CatalogRecord(
+        id=row["id"],
+        team_id=row["team_id"],
+        version=row["version"],
+        is_static=row["is_static"],
+        deleted=row["deleted"],
+        name=row["name"],
+        filters=effective,
+        description=row["description"],
+        groups=row["groups"],
+        query=row["query"],
+        cohort_type=row["cohort_type"],
+        created_by_id=row["created_by_id"],
+        created_at_us=row["created_at_us"],
+        create_in_folder=row.get("create_in_folder"),
+        last_import_total_count=row.get("last_import_total_count"),
+        last_import_unmatched_count=row.get("last_import_unmatched_count"),
+        stored_filters=None if row["filters"] == effective else row["filters"],
+    )
+
+
+def row_of(record: CatalogRecord, appended_at_us: int) -> dict[str, Any]:
+    """The row a catalog record describes. A record from before the api-visible fields existed
+    takes its creation time from the record's Kafka timestamp."""
+    return {
+        "id": record.id,
+        "team_id": record.team_id,
+        "name": record.name,
+        "description": record.description,
+        "groups": record.groups,
+        "deleted": record.deleted,
+        "filters": record.filters if record.stored_filters is None else record.stored_filters,
+        "query": record.query,
+        "is_static": record.is_static,
+        "cohort_type": record.cohort_type,
+        "created_by_id": record.created_by_id,
+        "created_at_us": appended_at_us if record.created_at_us is None else record.created_at_us,
+        "version": record.version,
+        "create_in_folder": record.create_in_folder,
+        "last_import_total_count": record.last_import_total_count,
+        "last_import_unmatched_count": record.last_import_unmatched_count,
+    }
+
+
+def put_version_filters(batch: Batch, team_id: int, cohort_id: int, version: int, filters: dict[str, Any]) -> None:
+    batch.put(key("catver", team_id, cohort_id, version), filters)
+
+
+def _cohort_id(record_key: bytes | None) -> int | None:
+    if record_key is None or not record_key.isdigit() or len(record_key) > 18:
+        return None
+    return int(record_key)
+
+
+def _count(batch: Batch, row: dict[str, Any] | None, delta: int) -> None:
+    if row is None or row["deleted"]:
+        return
+    count_key = key("cohortcount", "static" if row["is_static"] else "dynamic")
+    batch.put(count_key, max(0, int(batch.get(count_key) or 0) + delta))
+
+
+_ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "team_id": (int,),
+    "version": (int,),
+    "is_static": (bool,),
+    "deleted": (bool,),
+    "name": (str, type(None)),
+    "description": (str,),
+    "filters": (dict,),
+    "groups": (list,),
+    "cohort_type": (str, type(None)),
+    "created_by_id": (int, type(None)),
+    "created_at_us": (int, type(None)),
+}
+
+
+def apply_catalog(batch: Batch, record: Record) -> None:
+    """Fold one `cohort_catalog` record (see the module docstring); raises WireError /
+    ValueError for a malformed one."""
+    cohort_id = _cohort_id(record.key)
+    if cohort_id is None:
+        return
+    team_key = key("cohortteam", cohort_id)
+    team_id = batch.get(team_key)
+    current = None if team_id is None else batch.get(key("cohort", team_id, cohort_id))
+    if record.value is None:
+        if current is not None:
+            _count(batch, current, -1)
+            batch.delete(key("cohort", team_id, cohort_id))
+            batch.delete(team_key)
+        return
+    catalog = CatalogRecord.from_bytes(record.value)
+    if catalog.id != cohort_id:
+        raise ValueError(f"record id {catalog.id} under key {cohort_id}")
+    for name, types in _ROW_TYPES.items():
+        value = getattr(catalog, name)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f"{name} has the wrong type")
+    if catalog.team_id < 0 or catalog.version < 1:
+        raise ValueError("team_id must not be negative and version must be positive")
+    if current is None:  # a row stored before the team index existed
+        current = batch.get(key("cohort", catalog.team_id, cohort_id))
+    if current is not None and current["version"] >= catalog.version:
+        return
+    row = row_of(catalog, record.timestamp_ms * 1000)
+    _count(batch, current, -1)
+    _count(batch, row, 1)
+    batch.put(team_key, catalog.team_id)
+    batch.put(key("cohort", catalog.team_id, cohort_id), row)
+    put_version_filters(batch, catalog.team_id, cohort_id, catalog.version, catalog.filters)
 
 
 class CohortReader:
@@ -78,6 +211,10 @@ class CohortReader:
 
     def version_filters(self, team_id: int, cohort_id: int, version: int) -> dict[str, Any] | None:
         return self._store.get(key("catver", team_id, cohort_id, version))
+
+    def counts(self) -> dict[str, int]:
+        """Non-deleted cohorts of every project, by type (`static`, `dynamic`)."""
+        return {kind: int(self._store.get(key("cohortcount", kind)) or 0) for kind in ("static", "dynamic")}
 
     # Definitions -------------------------------------------------------------------------------
     def parsed(self, row: dict[str, Any]) -> Group | None:

@@ -1,8 +1,9 @@
 """Static-cohort membership as the api stores it (reference §3.3): the authoritative list.
 
-The api is the writer: `services.static_members` adds and removes members in the same batch as
-the activity entry, after the matching `static_add` / `static_remove` control messages were
-acknowledged by Kafka. The count moves with each change, so it is exact without a scan.
+Folded from the api log's `static_members` records (`api.api_log`), which the api produces in
+the same Kafka transaction as the matching `static_add` / `static_remove` control messages for
+the worker. Adding a member twice or removing a non-member changes nothing, so a replay is
+harmless. The count moves with each change, so it is exact without a scan.
 
 Layout:
     static:<team>:<cohort>:<person>  -> person id

@@ -31,6 +31,7 @@ def install(app: faust.App, rt: Runtime) -> None:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",
             client_id=f"{rt.topics.prefix}cohorts-worker-catalog",
         )
         await consumer.start()

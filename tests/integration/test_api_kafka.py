@@ -9,96 +9,22 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from api.admin import create_key, create_project
 from api.main import create_app
 from cohorts.settings import Settings
 from cohorts.topics import Topics, partition_for, person_key
 from cohorts.wire import CalculationReport, CatalogRecord, ControlMessage, DeadLetter, MembershipChange
+from tests.integration.api_harness import eventually, person_record, produce, read_topic, running_api
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.kafka
-
-
-class Running:
-    def __init__(self, client: TestClient, settings: Settings, project_id: int, key: str) -> None:
-        self.client = client
-        self.settings = settings
-        self.project_id = project_id
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str, **kwargs: Any):
-        url = f"/api/projects/{self.project_id}/{path}"
-        return self.client.request(method, url, headers=self.headers, **kwargs)
-
-
-@contextmanager
-def running_api(settings: Settings) -> Iterator[Running]:
-    project = create_project(settings, "Acme")
-    key = create_key(settings, project["id"], "ann@acme.com", ["*"])["key"]
-    with TestClient(create_app(settings)) as client:
-        yield Running(client, settings, project["id"], key)
-
-
-def eventually(check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        time.sleep(0.1)
-
-
-def read_topic(bootstrap: str, topic: str, partitions: int, *, expect: int, timeout_s: float = 20.0) -> list:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-    messages = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(messages) < expect and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                messages.append(message)
-    finally:
-        consumer.close()
-    return messages
-
-
-def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
-    for value in values:
-        producer.produce(topic, key=key, value=value)
-    assert producer.flush(10) == 0
-
-
-def person_record(team_id: int, person_id: str, properties: dict, version: int = 1) -> bytes:
-    return orjson.dumps(
-        {
-            "id": person_id,
-            "team_id": team_id,
-            "properties": orjson.dumps(properties).decode(),
-            "is_identified": 0,
-            "is_deleted": 0,
-            "version": version,
-            "created_at": "2025-01-01 00:00:00.000000",
-            "timestamp": "2025-01-01 00:00:00.000000",
-        }
-    )
 
 
 @pytest.fixture
@@ -121,18 +47,6 @@ def test_catalog_records_and_reservations_land_in_the_catalog_topic(setup) -> No
     assert records[0].filters == cohort["filters"] and records[0].team_id == api.project_id
     reservation = next(m for m in messages if m.key().startswith(b"reserve:") and m.value() is not None)
     assert reservation.offset() + 1 == cohort["id"]
-
-
-def test_ids_stay_unique_across_two_api_processes(setup, tmp_path: Path) -> None:
-    """Scenario: two apis on separate data dirs share one catalog topic; creates interleave."""
-    _, settings = setup
-    other_settings = settings.model_copy(update={"data_dir": tmp_path / "other"})
-    with running_api(settings) as first, running_api(other_settings) as second:
-        ids = []
-        for _ in range(3):
-            ids.append(first.call("POST", "cohorts/", json={"name": "a"}).json()["id"])
-            ids.append(second.call("POST", "cohorts/", json={"name": "b"}).json()["id"])
-    assert len(set(ids)) == len(ids) == 6
 
 
 def test_persons_from_the_person_topic_can_be_added_and_control_lands_on_the_murmur2_partition(setup) -> None:
@@ -211,18 +125,25 @@ def test_membership_and_reports_from_the_worker_topics_drive_the_cohort_fields(s
         assert sorted(p["id"] for p in members) == sorted(people[1:])
 
 
-def test_bad_records_are_dead_lettered_and_consumption_goes_on(setup) -> None:
+def test_bad_records_are_dead_lettered_counted_and_consumption_goes_on(setup) -> None:
+    """Scenario: garbage on the person topic and on the api's own log; both are dead-lettered
+    with their source, counted by topic and reason, and the records after them are applied."""
     topics, settings = setup
     with running_api(settings) as api:
         person = str(uuid.uuid4())
         produce(settings.bootstrap, topics.persons, [b"not json", person_record(api.project_id, person, {})])
+        produce(settings.bootstrap, topics.api_log, [b'{"kind": "gossip"}'])
         cohort = api.call("POST", "cohorts/", json={"name": "list", "is_static": True}).json()
         path = f"cohorts/{cohort['id']}/add_persons_to_static_cohort/"
         eventually(lambda: api.call("PATCH", path, json={"person_ids": [person]}).status_code == 200)
         assert api.client.get("/_ready").json() == {"status": "ready"}
-    (message,) = read_topic(settings.bootstrap, topics.dead_letters, topics.partitions, expect=1)
-    letter = DeadLetter.from_bytes(message.value())
-    assert letter.source_topic == topics.persons and letter.original == b"not json"
+        metrics = api.client.get("/metrics").text
+        assert f'cohorts_api_dead_letters_total{{reason="PersonRecordError",topic="{topics.persons}"}} 1.0' in metrics
+        assert f'cohorts_api_dead_letters_total{{reason="ApiLogError",topic="{topics.api_log}"}} 1.0' in metrics
+    messages = read_topic(settings.bootstrap, topics.dead_letters, topics.partitions, expect=2)
+    letters = {DeadLetter.from_bytes(m.value()).source_topic: DeadLetter.from_bytes(m.value()) for m in messages}
+    assert letters[topics.persons].original == b"not json"
+    assert letters[topics.api_log].reason.startswith("ApiLogError")
 
 
 def test_restart_resumes_views_from_stored_offsets_without_double_counting(setup) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
 from cohorts.settings import Settings
 from cohorts.timestamps import parse_timestamp
@@ -325,3 +326,24 @@ def _metrics(worker: WorkerProcess) -> str:
     import httpx
 
     return httpx.get(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).text
+
+
+def test_static_adds_of_an_aborted_transaction_are_never_applied(env: Env):
+    """Scenario: the api writes control records inside Kafka transactions; a fenced or failed write is
+    aborted. The worker reads committed records only: the aborted add never makes s9 a member, the
+    committed one after it makes s10 one."""
+    env.write_cohort(1091, static(1091, team_id=109))
+    env.wait_calculated(1091, 1)
+    env.persons(posthog_person(109, "s9", 1), posthog_person(109, "s10", 1))
+    producer = Producer(
+        {"bootstrap.servers": env.bootstrap, "partitioner": "murmur2_random", "transactional.id": uuid.uuid4().hex}
+    )
+    producer.init_transactions(30)
+    for person_id, commit in (("s9", False), ("s10", True)):
+        producer.begin_transaction()
+        add = ControlMessage(type="static_add", team_id=109, cohort_id=1091, person_id=person_id)
+        producer.produce(env.topics.control, key=person_key(109, person_id).encode(), value=add.to_bytes())
+        producer.flush(30)
+        (producer.commit_transaction if commit else producer.abort_transaction)(30)
+    env.wait_members(109, {1091: {"s10"}})
+    assert (1091, "s9") not in statuses(env.flips.messages, 109)
