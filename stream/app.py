@@ -79,11 +79,37 @@ def create_app(
     return app
 
 
+def readiness(app: faust.App, rt: Runtime) -> str:
+    """`ready`, or why not: `loading catalog`, `rebalancing`, `recovering partitions` (tables restoring)."""
+    if not rt.catalog.ready.is_set():
+        return "loading catalog"
+    if app.rebalancing:
+        return "rebalancing"
+    if app.in_recovery:
+        return "recovering partitions"
+    return "ready"
+
+
 def _install_observability(app: faust.App, rt: Runtime) -> None:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             return self.bytes(rt.metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    class Health(View):
+        """Liveness: the process answers."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/ready")
+    class Ready(View):
+        """Readiness: 200 once the catalog is loaded and no partition is rebalancing or restoring."""
+
+        async def get(self, request: Request) -> Response:
+            state = readiness(app, rt)
+            return self.json({"status": state}, status=200 if state == "ready" else 503)
 
     consumed = {
         rt.topics.events,

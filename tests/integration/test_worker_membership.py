@@ -347,3 +347,13 @@ def test_static_adds_of_an_aborted_transaction_are_never_applied(env: Env):
         (producer.commit_transaction if commit else producer.abort_transaction)(30)
     env.wait_members(109, {1091: {"s10"}})
     assert (1091, "s9") not in statuses(env.flips.messages, 109)
+
+
+def test_health_answers_and_readiness_reports_ready_once_recovered(env: Env):
+    """Scenario: a running worker with its catalog loaded and partitions assigned is alive and ready."""
+    import httpx
+
+    base = f"http://127.0.0.1:{env.worker.web_port}"
+    assert httpx.get(f"{base}/health", timeout=5).json() == {"status": "ok"}
+    ready = httpx.get(f"{base}/ready", timeout=5)
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
