@@ -31,5 +31,8 @@ test: kafka-jars lint
 unit: install
 	$(VENV)/bin/pytest tests/unit
 
+bench: kafka-jars
+	$(PY) -m bench.run_ingest
+
 clean:
 	rm -rf $(VENV) deploy/kafka/.cache cohorts-data

@@ -1,0 +1,368 @@
+"""Benchmark 1's subject: the real worker (`python -m stream`) timed to the last flip.
+
+Owns: the benchmark's cohort set (`benchmark_cohorts`, 100 active cohorts of every common kind over
+the demo population's properties and events), publishing it to `cohort_catalog`, running one worker
+as a subprocess against a preloaded data set, and reading its progress from the broker only:
+
+1. Publish the catalog, write the worker's clock file (`--clock-file`, now = the data set's
+   `base_us`, so windows and flips do not depend on when the benchmark runs), start the worker.
+2. Poll the committed offsets of the worker's consumer group (`{prefix}cohorts-worker`, the faust
+   app id in `stream/app.py`) until the events topic, and every other input topic the group
+   commits on, is consumed to its end, and neither `cohort_membership_changed` nor
+   `cohort_person_inputs` has grown for `quiet_s`.
+3. Start = the first message ingest wrote to `cohort_person_inputs` (its CreateTime: the worker had
+   consumed its first event); end = the last flip's CreateTime on `cohort_membership_changed`.
+   The time at which the lag was first seen at zero is reported too (an upper bound: it is
+   observed by polling and commits trail processing by up to the commit interval).
+
+It never reports a number it did not observe: no flips, a timeout or a dead worker is a PhaseError.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from bench.common import Dataset, PhaseError, PhaseResult, message_counts, process_cpu_s, spawn, stop_process
+from cli.demo_data import BROWSERS, COUNTRIES, EVENTS, PLANS
+from cli.local_kafka import free_port, project_root
+from cli.producer import json_producer
+from cohorts.validate import normalise_filters
+from cohorts.wire import CatalogRecord
+
+__all__ = ["benchmark_cohorts", "measure_worker", "publish_catalog", "worker_group_id", "worker_unavailable"]
+
+
+def worker_group_id(prefix: str) -> str:
+    """The worker's consumer group: its faust app id, `f"{topic_prefix}cohorts-worker"` (stream/app.py)."""
+    return f"{prefix}cohorts-worker"
+
+
+# -- the cohort set -------------------------------------------------------------------------------
+
+_WINDOWS = ((5, "minute"), (1, "hour"), (1, "day"), (7, "day"), (30, "day"))
+_EVENT_NAMES = tuple(name for name, _ in EVENTS)
+
+
+def _group(*values: dict[str, Any], kind: str = "AND") -> dict[str, Any]:
+    return {"properties": {"type": kind, "values": list(values)}}
+
+
+def _person(key: str, operator: str, value: Any) -> dict[str, Any]:
+    return {"type": "person", "key": key, "operator": operator, "value": value}
+
+
+def _behavioral(event: str, value: str, time_value: int, interval: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "behavioral", "key": event, "value": value, "event_type": "events",
+            "time_value": time_value, "time_interval": interval, **extra}  # fmt: skip
+
+
+def _browser_is(browser: str) -> dict[str, Any]:
+    return {"type": "event", "key": "$browser", "operator": "exact", "value": browser}
+
+
+def _families() -> list[list[tuple[str, dict[str, Any]]]]:
+    """Every distinct cohort of each kind; `benchmark_cohorts` takes from the kinds in turn."""
+    plans = sorted(set(PLANS))
+    return [
+        [(f"plan {o} {p}", _group(_person("plan", o, p))) for p in plans for o in ("exact", "is_not")],
+        [(f"country {o} {c}", _group(_person("country", o, c))) for c in COUNTRIES for o in ("exact", "is_not")],
+        [(f"older than {a}", _group(_person("age", "gt", a))) for a in range(20, 70, 5)],
+        [
+            (f"did {e} in {n} {u}", _group(_behavioral(e, "performed_event", n, u)))
+            for (n, u), e in itertools.product(_WINDOWS, _EVENT_NAMES)
+        ],
+        [
+            (
+                f"did {e} {k}+ times in {n} days",
+                _group(_behavioral(e, "performed_event_multiple", n, "day", operator="gte", operator_value=k)),
+            )
+            for k, n, e in itertools.product((2, 3, 5), (7, 30), _EVENT_NAMES)
+        ],
+        [
+            (f"first {e} in {n} {u}", _group(_behavioral(e, "performed_event_first_time", n, u)))
+            for (n, u), e in itertools.product(_WINDOWS[2:], ("signed_up", "checkout"))
+        ],
+        [
+            (
+                f"{b} users in {c} who viewed a page this week",
+                _group(
+                    _person("country", "exact", c),
+                    _behavioral("$pageview", "performed_event", 7, "day", event_filters=[_browser_is(b)]),
+                ),
+            )
+            for b, c in itertools.product(sorted(set(BROWSERS)), COUNTRIES)
+        ],
+        [
+            (
+                f"{p} plan or {k}+ checkouts in 30 days",
+                _group(
+                    _person("plan", "exact", p),
+                    _behavioral("checkout", "performed_event_multiple", 30, "day", operator="gte", operator_value=k),
+                    kind="OR",
+                ),
+            )
+            for p, k in itertools.product(plans, (1, 2, 4))
+        ],
+    ]
+
+
+def benchmark_cohorts(team_id: int, count: int = 100) -> list[CatalogRecord]:
+    """`count` distinct dynamic cohorts (ids 1..count, version 1), a deterministic mix of kinds.
+
+    Kinds are taken in turn, so any prefix of the set mixes them. Filters are stored as the api
+    would store them (`normalise_filters`), so an invalid template fails here, before anything is
+    measured. Raises ValueError when more cohorts are asked for than there are distinct ones.
+    """
+    interleaved = [c for group in itertools.zip_longest(*_families()) for c in group if c is not None]
+    if count > len(interleaved):
+        raise ValueError(f"at most {len(interleaved)} distinct benchmark cohorts, asked for {count}")
+    return [
+        CatalogRecord(id=cohort_id, team_id=team_id, version=1, name=name, filters=normalise_filters(filters))
+        for cohort_id, (name, filters) in enumerate(interleaved[:count], start=1)
+    ]
+
+
+def publish_catalog(dataset: Dataset, records: list[CatalogRecord]) -> None:
+    """Write the definitions to `cohort_catalog`, keyed by cohort id (as the api does)."""
+    producer = json_producer(dataset.bootstrap)
+    for record in records:
+        producer.produce(dataset.topics.catalog, key=str(record.id).encode(), value=record.to_bytes())
+    if producer.flush(30) != 0:
+        raise PhaseError("could not publish the benchmark cohorts")
+
+
+# -- is there a worker to measure? -----------------------------------------------------------------
+
+
+def worker_unavailable() -> str | None:
+    """None when `stream.app` imports and has `run_worker`, else why not (checked in a child
+    process, so a broken or half-written worker cannot disturb the orchestrator)."""
+    probe = "import stream.app as a, stream.__main__; assert callable(a.run_worker), 'no run_worker'"
+    try:
+        check = subprocess.run(
+            [sys.executable, "-c", probe], cwd=project_root(), capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        return "importing stream.app took over 120s"
+    if check.returncode != 0:
+        lines = check.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit code {check.returncode}"
+    return None
+
+
+# -- observing the worker through the broker --------------------------------------------------------
+
+
+@dataclass
+class _Progress:
+    consumed: bool
+    events_committed: int
+    flips: int
+    inputs: int
+
+
+class _Observer:
+    """Committed offsets of the worker's group against the topics' ends, via one admin client."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.topics = dataset.topics
+        self.group = worker_group_id(dataset.prefix)
+        self.admin = AdminClient({"bootstrap.servers": dataset.bootstrap})
+        topics = self.topics
+        self.inputs = [topics.events, topics.persons, topics.distinct_ids, topics.person_inputs]
+        self.watched = [
+            TopicPartition(t, p) for t in (*self.inputs, topics.membership_changed) for p in range(dataset.partitions)
+        ]
+
+    def _ends(self) -> dict[tuple[str, int], int]:
+        futures = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in self.watched}, request_timeout=10)
+        return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+
+    def _committed(self) -> dict[tuple[str, int], int]:
+        request = [ConsumerGroupTopicPartitions(self.group)]
+        result = self.admin.list_consumer_group_offsets(request, request_timeout=10)[self.group].result()
+        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.offset >= 0}
+
+    def already_started(self) -> bool:
+        """Whether a worker has consumed this data set before: its figures would be meaningless."""
+        return bool(self._committed()) or self.progress().flips > 0
+
+    def progress(self) -> _Progress:
+        ends, committed = self._ends(), self._committed()
+        committed_topics = {topic for topic, _ in committed}
+        must_finish = [t for t in self.inputs if t == self.topics.events or t in committed_topics]
+        consumed = all(
+            committed.get((t, p), 0) >= ends[(t, p)] for t in must_finish for p in range(self.dataset.partitions)
+        )
+        events = self.topics.events
+        return _Progress(
+            consumed=consumed,
+            events_committed=sum(committed.get((events, p), 0) for p in range(self.dataset.partitions)),
+            flips=sum(ends[(self.topics.membership_changed, p)] for p in range(self.dataset.partitions)),
+            inputs=sum(ends[(self.topics.person_inputs, p)] for p in range(self.dataset.partitions)),
+        )
+
+
+def _edge_timestamps_ms(bootstrap: str, topic: str, *, last: bool) -> list[int]:
+    """CreateTime (ms) of each non-empty partition's first message, or of its last few (`last`)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-edges-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        assignment = []
+        for partition in metadata.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                assignment.append(TopicPartition(topic, partition, max(low, high - 20) if last else low))
+        consumer.assign(assignment)
+        pending = {tp.partition for tp in assignment}
+        stamps: dict[int, int] = {}
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            partition = message.partition()
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(partition)
+                continue
+            stamp = message.timestamp()[1]
+            if last:
+                stamps[partition] = max(stamp, stamps.get(partition, stamp))
+            elif partition not in stamps:
+                stamps[partition] = stamp
+                pending.discard(partition)
+        if pending:
+            raise PhaseError(f"could not read the edges of {topic} (partitions {sorted(pending)})")
+        return list(stamps.values())
+    finally:
+        consumer.close()
+
+
+def measure_worker(
+    dataset: Dataset,
+    work_dir: Path,
+    *,
+    cohorts: int = 100,
+    loop: str = "uvloop",
+    timeout_s: float = 900.0,
+    quiet_s: float = 5.0,
+) -> PhaseResult:
+    """Run one worker over the preloaded data set and time it to the last flip (steps in the module doc)."""
+    records = benchmark_cohorts(dataset.team_id, cohorts)
+    observer = _Observer(dataset)
+    if observer.already_started():
+        raise PhaseError("a worker already ran on this data set (its group has offsets or flips exist); preload anew")
+    publish_catalog(dataset, records)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    clock_file = work_dir / "clock_us"
+    clock_file.write_text(str(dataset.base_us))
+    env = {
+        "COHORTS_KAFKA_BOOTSTRAP": dataset.bootstrap,
+        "COHORTS_TOPIC_PREFIX": dataset.prefix,
+        "COHORTS_PARTITIONS": str(dataset.partitions),
+        "COHORTS_DATA_DIR": str(work_dir / "data"),
+        "COHORTS_WORKER_WEB_PORT": str(free_port()),
+        "F_LOOP": loop,
+    }
+    log_path = work_dir / "worker.log"
+    process = spawn(["-m", "stream", "--clock-file", str(clock_file)], env=env, log_path=log_path)
+    started = time.monotonic()
+    samples: list[tuple[float, float]] = []
+    try:
+        lag_zero_wall = _wait_until_done(process, observer, started + timeout_s, quiet_s, log_path, samples)
+    finally:
+        stop_process(process)
+    topics = dataset.topics
+    first_inputs = _edge_timestamps_ms(dataset.bootstrap, topics.person_inputs, last=False)
+    if not first_inputs:
+        raise PhaseError(f"the worker wrote nothing to {topics.person_inputs}; see {log_path}")
+    last_flips = _edge_timestamps_ms(dataset.bootstrap, topics.membership_changed, last=True)
+    if not last_flips:
+        raise PhaseError(f"the worker consumed everything but emitted no flips; see {log_path}")
+    start_s, end_s = min(first_inputs) / 1000, max(last_flips) / 1000
+    counts = message_counts(dataset.bootstrap, [topics.membership_changed, topics.dead_letters, topics.person_inputs])
+    return PhaseResult(
+        name="worker",
+        events=dataset.events,
+        seconds=round(end_s - start_s, 4),
+        detail={
+            "loop": loop,
+            "cohorts": len(records),
+            "person_records": dataset.persons,
+            "flips": counts[topics.membership_changed],
+            "dead_letters": counts[topics.dead_letters],
+            "person_inputs": counts[topics.person_inputs],
+            "lag_zero_s": round(lag_zero_wall - start_s, 3),
+            "cpu_s": round(_cpu_at(samples, end_s) - _cpu_at(samples, start_s), 2),
+            "log": str(log_path),
+        },
+    )
+
+
+def _cpu_at(samples: list[tuple[float, float]], wall: float) -> float:
+    """The worker's CPU seconds at `wall`, interpolated between the (wall, cpu) samples."""
+    if not samples:
+        return 0.0
+    for (w0, c0), (w1, c1) in itertools.pairwise(samples):
+        if w0 <= wall <= w1:
+            return c0 + (c1 - c0) * (wall - w0) / (w1 - w0) if w1 > w0 else c0
+    return samples[0][1] if wall < samples[0][0] else samples[-1][1]
+
+
+def _wait_until_done(
+    process: subprocess.Popen[bytes],
+    observer: _Observer,
+    deadline: float,
+    quiet_s: float,
+    log_path: Path,
+    samples: list[tuple[float, float]],
+) -> float:
+    """Poll until consumed and quiet; returns the wall time the lag was first seen at zero.
+
+    Appends (wall time, worker CPU seconds) to `samples` at every poll.
+    """
+    lag_zero_wall: float | None = None
+    last_change = started = time.monotonic()
+    last_seen: tuple[int, int] | None = None
+    progress: _Progress | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise PhaseError(f"the worker exited with {process.returncode}; see {log_path}")
+        cpu_s = process_cpu_s(process.pid)
+        if cpu_s is not None:
+            samples.append((time.time(), cpu_s))
+        progress = observer.progress()
+        now = time.monotonic()
+        if (progress.flips, progress.inputs) != last_seen:
+            last_seen, last_change = (progress.flips, progress.inputs), now
+        if progress.consumed:
+            lag_zero_wall = lag_zero_wall or time.time()
+            if now - last_change >= quiet_s:
+                return lag_zero_wall
+        else:
+            lag_zero_wall = None
+        time.sleep(0.5)
+    done = f"{progress.events_committed:,} of {observer.dataset.events:,} events committed" if progress else "nothing"
+    raise PhaseError(
+        f"the worker did not finish within {time.monotonic() - started:.0f}s ({done}, "
+        f"{progress.flips if progress else 0:,} flips so far); see {log_path}"
+    )
