@@ -1,0 +1,436 @@
+"""Benchmark 2: time from an event entering Kafka to the change being visible through the api.
+
+    .venv/bin/python -m bench.latency                      # 2,000 events/s for 60 s (the issue's figure)
+    .venv/bin/python -m bench.latency --rate 500 --duration 20
+
+One command: a broker (`COHORTS_KAFKA_BOOTSTRAP`, else a local one for the run), topics under a
+fresh prefix, one worker (`python -m stream`) and one api (`python -m cli api`) as subprocesses,
+a project and key (`api.admin`), a cohort set created through the api, a preloaded population,
+then a steady stream of PostHog-format events. Every `1 / flip_fraction`-th event is a *flip*: a
+person never seen before does `bench_flip_<k>`, so exactly one person enters flip cohort k
+("did bench_flip_<k> in the last day"); the other events are the demo population's.
+
+Per flip it records (bench/latency_probes.py): produced (wall clock, just before `produce`), the
+worker's re-keyed input (CreateTime), the worker's `entered` flip (CreateTime), this process's
+receipt of that flip, and the first `GET cohorts/:id/` whose `count` includes it. It prints
+p50/p95/p99 per stage and appends the machine, the command and the figures to docs/benchmarks.md.
+
+Never: reports a figure for a flip it did not observe (missing flips are counted and shown);
+changes a knob of the worker or the api without printing it in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import local_broker, process_cpu_s
+from bench.ingest import benchmark_cohorts
+from bench.latency_probes import CountPoller, Flip, StageSummary, TopicWatcher, summarise
+from bench.latency_stack import Stack, running_stack, wait_for
+from bench.report import append_section, load_average, machine_info
+from cli.demo_data import DemoPopulation, clickhouse_time
+from cli.local_kafka import project_root
+from cli.producer import json_producer, produce_json
+from cohorts.wire import MembershipChange
+
+__all__ = [
+    "LatencyConfig",
+    "LatencyResult",
+    "flip_schedule",
+    "latency_section",
+    "main",
+    "run_latency",
+    "stages_of",
+    "verdict",
+]
+
+#: The issue's target for "event produced -> visible in GET cohorts/:id/".
+TARGET_P99_MS = 1_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyConfig:
+    rate: float = 2_000.0
+    duration_s: float = 60.0
+    warmup_s: float = 5.0
+    flip_fraction: float = 0.01
+    flip_cohorts: int = 8
+    cohorts: int = 20
+    persons: int = 20_000
+    partitions: int = 16
+    seed: int = 7
+    commit_interval_s: float | None = None
+    poll_pause_s: float = 0.005
+    drain_timeout_s: float = 30.0
+    preload_timeout_s: float = 900.0
+
+    def worker_args(self) -> list[str]:
+        """Flags given to `python -m stream` (none by default: the worker's own defaults)."""
+        return [] if self.commit_interval_s is None else ["--commit-interval", f"{self.commit_interval_s:g}"]
+
+
+@dataclass
+class LatencyResult:
+    config: LatencyConfig
+    flips: list[Flip]
+    produced: int
+    load_seconds: float
+    stages: list[StageSummary] = field(default_factory=list)
+    worker_cpu_share: float | None = None
+    api_cpu_share: float | None = None
+    #: This process (producer, watchers, pollers): it shares the machine with what it measures.
+    bench_cpu_share: float | None = None
+    #: Events the worker committed on the events topic during the load (produced minus the lag left).
+    worker_consumed: int | None = None
+    poll_requests: int = 0
+    poll_errors: list[str] = field(default_factory=list)
+    worker_lag_at_end: int | None = None
+    loads: list[tuple[str, str]] = field(default_factory=list)
+    kafka_version: str = ""
+
+
+def flip_schedule(index: int, fraction: float) -> bool:
+    """Whether event `index` of the stream is a flip: one in every round(1 / fraction), mid-period."""
+    period = max(1, round(1 / fraction))
+    return index % period == period // 2
+
+
+def _flip_filters(slot: int) -> dict[str, Any]:
+    leaf = {"type": "behavioral", "key": f"bench_flip_{slot}", "value": "performed_event", "event_type": "events",
+            "time_value": 1, "time_interval": "day"}  # fmt: skip
+    return {"properties": {"type": "AND", "values": [leaf]}}
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def _prepare(stack: Stack, config: LatencyConfig) -> tuple[list[int], DemoPopulation]:
+    """Background and flip cohorts, calculated; the population's person records, folded."""
+    background = [
+        stack.create_cohort(r.name or f"c{r.id}", r.filters) for r in benchmark_cohorts(stack.team_id, config.cohorts)
+    ]
+    flip_ids = [stack.create_cohort(f"flip {slot}", _flip_filters(slot)) for slot in range(config.flip_cohorts)]
+    stack.wait_calculated(background + flip_ids)
+    print(f"{len(background)} background and {len(flip_ids)} flip cohorts calculated", flush=True)
+    population = DemoPopulation(stack.team_id, size=config.persons, seed=config.seed)
+    producer = json_producer(stack.settings.bootstrap)
+    now_us = time.time_ns() // 1000
+    for person_id in population.person_ids:
+        produce_json(producer, stack.topics.persons, person_id, population.person_record(person_id, now_us))
+    producer.flush(60)
+    topics = [stack.topics.persons, stack.topics.person_inputs]
+    started = time.monotonic()
+    last_print = [started]
+
+    def folded() -> bool:
+        lag = stack.worker_lag(topics)
+        if time.monotonic() - last_print[0] > 15:
+            last_print[0] = time.monotonic()
+            print(f"  folding the population: {lag:,} records to go", flush=True)
+        return lag == 0
+
+    wait_for("population folded", folded, config.preload_timeout_s, stack.worker_log)
+    print(f"{config.persons:,} persons folded in {time.monotonic() - started:.0f} s; load starts", flush=True)
+    return flip_ids, population
+
+
+class _Probes:
+    """The flips produced so far, and the watchers and poller that fill in their instants."""
+
+    def __init__(self, stack: Stack, flip_ids: list[int], config: LatencyConfig) -> None:
+        self.flips: list[Flip] = []
+        self._by_person: dict[bytes, Flip] = {}
+        self._team_prefix = f"{stack.team_id}:".encode()
+        bootstrap = stack.settings.bootstrap
+        self.inputs = TopicWatcher(bootstrap, stack.topics.person_inputs, self._on_input)
+        self.changes = TopicWatcher(bootstrap, stack.topics.membership_changed, self._on_change)
+        self.poller = CountPoller(stack.url, stack.team_id, stack.key, pause_s=config.poll_pause_s)
+        for cohort_id in flip_ids:
+            self.poller.watch(cohort_id, 0)
+
+    def start(self, exits: ExitStack) -> None:
+        for probe in (self.inputs, self.changes, self.poller):
+            probe.start()
+            exits.callback(probe.stop)
+
+    def add(self, flip: Flip) -> None:
+        self.flips.append(flip)
+        self._by_person[flip.person_id.encode()] = flip
+        self.poller.add(flip)
+
+    def settled(self) -> bool:
+        return not self.poller.outstanding() and all(f.flip_seen_s is not None for f in self.flips)
+
+    def _on_input(self, key: bytes | None, value: bytes | None, create_ms: int, seen_s: float) -> None:
+        if key and key.startswith(self._team_prefix):
+            flip = self._by_person.get(key[len(self._team_prefix) :])
+            if flip is not None and flip.input_ms is None:
+                flip.input_ms = create_ms
+
+    def _on_change(self, key: bytes | None, value: bytes | None, create_ms: int, seen_s: float) -> None:
+        flip = self._by_person.get(key or b"")
+        if flip is None or flip.flip_ms is not None or value is None:
+            return
+        change = MembershipChange.from_bytes(value)
+        if change.cohort_id == flip.cohort_id and change.status == "entered":
+            flip.flip_ms, flip.flip_seen_s = create_ms, seen_s
+
+
+def _drive(stack: Stack, config: LatencyConfig, probes: _Probes, population: DemoPopulation) -> tuple[int, float]:
+    """Produce `rate` events/s for `duration_s` (every flip registered before it is sent); (sent, seconds)."""
+    producer = json_producer(stack.settings.bootstrap)
+    flip_ids = list(probes.poller.watched())
+    events_topic = stack.topics.events
+    started = time.monotonic()
+    sent = 0
+    while (elapsed := time.monotonic() - started) < config.duration_s:
+        due = int(elapsed * config.rate)
+        now_us = time.time_ns() // 1000
+        while sent < due:
+            if flip_schedule(sent, config.flip_fraction):
+                index = len(probes.flips)
+                slot = index % len(flip_ids)
+                flip = Flip(index, str(uuid.uuid4()), slot, flip_ids[slot], warm_up=elapsed < config.warmup_s)
+                probes.add(flip)
+                event = _flip_event(stack.team_id, flip, now_us)
+                flip.produced_s = time.time()
+            else:
+                event = population.event(now_us)
+            produce_json(producer, events_topic, event["uuid"], event)
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.001)
+    seconds = time.monotonic() - started
+    producer.flush(30)
+    return sent, seconds
+
+
+def run_latency(config: LatencyConfig, work_dir: Path, configured_bootstrap: str | None) -> LatencyResult:
+    """The whole benchmark: broker, stack, cohorts, population, load, drain; the figures."""
+    with (
+        local_broker(work_dir, configured_bootstrap) as broker,
+        running_stack(broker.bootstrap, config.partitions, work_dir, config.worker_args()) as stack,
+        ExitStack() as exits,
+    ):
+        print(f"worker and api up; topics {stack.topics.prefix}*, {config.partitions} partitions", flush=True)
+        flip_ids, population = _prepare(stack, config)
+        probes = _Probes(stack, flip_ids, config)
+        probes.start(exits)
+        loads = [("load start", load_average())]
+        pids = (stack.worker.pid, stack.api.pid, os.getpid())
+        cpu_before = [process_cpu_s(pid) for pid in pids]
+        sent, seconds = _drive(stack, config, probes, population)
+        cpu_after = [process_cpu_s(pid) for pid in pids]
+        lag_at_end = stack.worker_lag([stack.topics.events])
+        loads.append(("load end", load_average()))
+        print(f"produced {sent:,} events ({len(probes.flips):,} flips) in {seconds:.1f} s; draining", flush=True)
+        deadline = time.monotonic() + config.drain_timeout_s
+        while time.monotonic() < deadline and not probes.settled():
+            time.sleep(0.2)
+        return LatencyResult(
+            config=config,
+            flips=probes.flips,
+            produced=sent,
+            load_seconds=seconds,
+            stages=stages_of(probes.flips),
+            worker_cpu_share=_share(cpu_before[0], cpu_after[0], seconds),
+            api_cpu_share=_share(cpu_before[1], cpu_after[1], seconds),
+            bench_cpu_share=_share(cpu_before[2], cpu_after[2], seconds),
+            poll_requests=probes.poller.requests,
+            poll_errors=probes.poller.errors[:5],
+            worker_lag_at_end=lag_at_end,
+            worker_consumed=sent - lag_at_end,
+            loads=loads,
+            kafka_version=broker.kafka_version,
+        )
+
+
+def _share(before: float | None, after: float | None, seconds: float) -> float | None:
+    return None if before is None or after is None else (after - before) / seconds
+
+
+def _flip_event(team_id: int, flip: Flip, now_us: int) -> dict[str, Any]:
+    """A `clickhouse_events_json` event of a person never seen before: exactly one enter."""
+    return {
+        "uuid": str(uuid.uuid4()),
+        "event": f"bench_flip_{flip.slot}",
+        "properties": orjson.dumps({"flip": flip.index}).decode(),
+        "timestamp": clickhouse_time(now_us),
+        "team_id": team_id,
+        "project_id": team_id,
+        "distinct_id": f"d-{flip.person_id[:8]}",
+        "person_id": flip.person_id,
+        "elements_chain": "",
+        "created_at": clickhouse_time(now_us),
+        "person_mode": "full",
+    }
+
+
+def _ms(value: int | None) -> float | None:
+    return None if value is None else value / 1000
+
+
+def stages_of(flips: list[Flip]) -> list[StageSummary]:
+    """The headline figures, then where the time goes; warm-up flips are left out."""
+    measured = [f for f in flips if not f.warm_up]
+    return [
+        summarise("(a) produced -> flip received from cohort_membership_changed", measured,
+                  lambda f: f.produced_s, lambda f: f.flip_seen_s),
+        summarise("(b) produced -> visible in GET cohorts/:id/ count", measured,
+                  lambda f: f.produced_s, lambda f: f.visible_s),
+        summarise("produced -> worker ingest re-keyed it (CreateTime)", measured,
+                  lambda f: f.produced_s, lambda f: _ms(f.input_ms)),
+        summarise("re-keyed input -> worker sent the flip (CreateTime)", measured,
+                  lambda f: _ms(f.input_ms), lambda f: _ms(f.flip_ms)),
+        summarise("flip sent -> received by a consumer", measured,
+                  lambda f: _ms(f.flip_ms), lambda f: f.flip_seen_s),
+        summarise("flip sent -> visible in GET cohorts/:id/", measured,
+                  lambda f: _ms(f.flip_ms), lambda f: f.visible_s),
+    ]  # fmt: skip
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def stages_table(stages: list[StageSummary]) -> str:
+    lines = ["| stage | flips | missing | p50 ms | p95 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for s in stages:
+        lines.append(
+            f"| {s.name} | {s.samples:,} | {s.missing:,} | {_fmt(s.p50_ms)} | {_fmt(s.p95_ms)} "
+            f"| {_fmt(s.p99_ms)} | {_fmt(s.max_ms)} |"
+        )
+    return "\n".join(lines)
+
+
+def verdict(result: LatencyResult) -> str:
+    """The issue's target, judged on (b) over every measured flip: a missing flip fails it."""
+    visible = result.stages[1]
+    if visible.p99_ms is None:
+        return "Target (p99 of (b) under 1,000 ms): NOT met: no flip became visible."
+    met = visible.p99_ms < TARGET_P99_MS and visible.missing == 0
+    achieved = result.produced / result.load_seconds
+    target_rate = "" if achieved >= 0.98 * result.config.rate else f" (the producer reached only {achieved:,.0f}/s)"
+    return (
+        f"Target (p99 of (b) under 1,000 ms at {result.config.rate:,.0f} events/s){target_rate}: "
+        f"{'met' if met else 'NOT met'}: p99 = {visible.p99_ms:,.0f} ms, {visible.missing} flips never visible."
+    )
+
+
+def _core_share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}% of one core"
+
+
+def _throughput(result: LatencyResult) -> str:
+    """What the worker kept up with: a worker behind its input makes every later stage wait."""
+    if result.worker_consumed is None:
+        return "Worker throughput: not measured."
+    rate = result.worker_consumed / result.load_seconds
+    text = (
+        f"The worker committed {result.worker_consumed:,} of {result.produced:,} events during the load "
+        f"({rate:,.0f}/s) and was {result.worker_lag_at_end:,} events behind when it stopped"
+    )
+    if result.worker_cpu_share and result.worker_consumed:
+        cpu_ms = result.worker_cpu_share * result.load_seconds * 1000 / result.worker_consumed
+        text += f"; {cpu_ms:.2f} ms of worker CPU per event consumed"
+    return text + "."
+
+
+def latency_section(result: LatencyResult, command: str, machine: dict[str, str]) -> str:
+    c = result.config
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    measured = sum(1 for f in result.flips if not f.warm_up)
+    knobs = shlex.join(c.worker_args()) or "defaults"
+    parts = [
+        f"## Event-to-API latency (benchmark 2), {stamp}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Load: {result.produced:,} events in {result.load_seconds:.1f} s "
+        f"({result.produced / result.load_seconds:,.0f}/s; target {c.rate:,.0f}/s), one in "
+        f"{round(1 / c.flip_fraction)} a flip (a new person doing `bench_flip_<k>`, entering one of "
+        f"{c.flip_cohorts} flip cohorts); {measured:,} flips measured after a {c.warmup_s:g} s warm-up. "
+        f"Background: {c.cohorts} cohorts from `bench.ingest.benchmark_cohorts`, {c.persons:,} demo persons, "
+        f"{c.partitions} partitions, one worker (knobs: {knobs}), one api (defaults).",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in machine.items()),
+        "",
+        stages_table(result.stages),
+        "",
+        f"- {verdict(result)}",
+        f"- CPU during the load: worker {_core_share(result.worker_cpu_share)}, "
+        f"api {_core_share(result.api_cpu_share)}, this benchmark process {_core_share(result.bench_cpu_share)}; "
+        f"{result.poll_requests:,} GET polls ({result.poll_requests / result.load_seconds:,.0f}/s) while flips "
+        f"were outstanding.",
+        f"- {_throughput(result)}",
+        "- Load average (1, 5, 15 min): " + "; ".join(f"{n}: {v}" for n, v in result.loads),
+    ]
+    if result.poll_errors:
+        parts.append(f"- Poll errors (first {len(result.poll_errors)}): " + "; ".join(result.poll_errors))
+    return "\n".join(parts) + "\n"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    d = LatencyConfig()
+    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=d.rate, help="events per second")
+    parser.add_argument("--duration", type=float, default=d.duration_s, help="seconds of steady load")
+    parser.add_argument("--warmup", type=float, default=d.warmup_s, help="seconds whose flips are not counted")
+    parser.add_argument("--flip-fraction", type=float, default=d.flip_fraction, help="share of events that flip")
+    parser.add_argument("--flip-cohorts", type=int, default=d.flip_cohorts)
+    parser.add_argument("--cohorts", type=int, default=d.cohorts, help="background cohorts")
+    parser.add_argument("--persons", type=int, default=d.persons, help="background population")
+    parser.add_argument("--partitions", type=int, default=d.partitions)
+    parser.add_argument("--commit-interval", type=float, default=None, help="worker knob (default: its own)")
+    parser.add_argument("--poll-pause-ms", type=float, default=d.poll_pause_s * 1000)
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: bench/results/latency-<time>")
+    parser.add_argument("--no-report", action="store_true", help="do not append to docs/benchmarks.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    config = LatencyConfig(
+        rate=args.rate,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        flip_fraction=args.flip_fraction,
+        flip_cohorts=args.flip_cohorts,
+        cohorts=args.cohorts,
+        persons=args.persons,
+        partitions=args.partitions,
+        commit_interval_s=args.commit_interval,
+        poll_pause_s=args.poll_pause_ms / 1000,
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    work_dir = args.work_dir or project_root() / "bench" / "results" / f"latency-{stamp}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    command = shlex.join([".venv/bin/python", "-m", "bench.latency", *(argv if argv is not None else sys.argv[1:])])
+    result = run_latency(config, work_dir, os.environ.get("COHORTS_KAFKA_BOOTSTRAP"))
+    section = latency_section(result, command, machine_info(result.kafka_version))
+    print(section)
+    (work_dir / "result.md").write_text(section)
+    (work_dir / "flips.json").write_bytes(orjson.dumps([vars(f) for f in result.flips]))
+    if not args.no_report:
+        append_section(project_root() / "docs" / "benchmarks.md", section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The latency benchmark's arithmetic and attribution. No broker, no timing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bench.latency import LatencyConfig, LatencyResult, flip_schedule, latency_section, stages_of, verdict
+from bench.latency_probes import CountPoller, Flip, percentile, summarise
+
+
+def flip(index: int, cohort_id: int = 7, produced_s: float = 100.0, **seen: object) -> Flip:
+    return Flip(index, f"p{index}", 0, cohort_id, produced_s, **seen)
+
+
+def test_nearest_rank_percentiles_on_the_edges() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50.0, 99.0, 100.0)
+    assert percentile([3.0], 99) == 3.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_one_event_in_every_period_is_a_flip_whatever_the_stream_length() -> None:
+    flags = [flip_schedule(i, 0.01) for i in range(1_000)]
+    assert sum(flags) == 10
+    assert flags.index(True) == 50
+    assert all(flip_schedule(i, 1.0) for i in range(5))
+
+
+def test_a_flip_missing_a_stage_is_counted_as_missing_and_given_no_number() -> None:
+    flips = [flip(0, visible_s=100.2), flip(1, visible_s=100.5), flip(2)]
+    summary = summarise("b", flips, lambda f: f.produced_s, lambda f: f.visible_s)
+    assert (summary.samples, summary.missing) == (2, 1)
+    assert summary.p50_ms == pytest.approx(200.0) and summary.max_ms == pytest.approx(500.0)
+    empty = summarise("b", [flip(3)], lambda f: f.produced_s, lambda f: f.visible_s)
+    assert (empty.samples, empty.p99_ms) == (0, None)
+
+
+def test_warm_up_flips_are_left_out_of_every_stage() -> None:
+    flips = [flip(0, warm_up=True, visible_s=110.0), flip(1, visible_s=100.1)]
+    stages = stages_of(flips)
+    assert stages[1].samples == 1 and stages[1].max_ms == pytest.approx(100.0)
+
+
+def test_the_target_is_missed_when_a_flip_never_became_visible_even_with_a_low_p99() -> None:
+    flips = [flip(i, visible_s=100.1) for i in range(99)] + [flip(99)]
+    result = LatencyResult(config=LatencyConfig(rate=10), flips=flips, produced=1_000, load_seconds=100.0)
+    result.stages = stages_of(flips)
+    assert "NOT met" in verdict(result) and "1 flips never visible" in verdict(result)
+    result.flips = result.flips[:99]
+    result.stages = stages_of(result.flips)
+    assert verdict(result).startswith("Target") and ": met:" in verdict(result)
+
+
+def test_the_poller_marks_the_oldest_outstanding_flips_visible_as_the_count_grows() -> None:
+    """Scenario: three flips outstanding on cohort 7; the api answers count 0, then 2, then 2, then 3."""
+    counts = iter([0, 2, 2, 3])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/projects/1/cohorts/7/"
+        return httpx.Response(200, json={"count": next(counts)})
+
+    poller = CountPoller("http://api", 1, "phx_k", transport=httpx.MockTransport(handler))
+    poller.watch(7, 0)
+    flips = [flip(i) for i in range(3)]
+    for f in flips:
+        poller.add(f)
+    poller.poll_once(7)
+    assert poller.outstanding() == 3 and all(f.visible_s is None for f in flips)
+    poller.poll_once(7)
+    assert flips[0].visible_s is not None and flips[1].visible_s == flips[0].visible_s and flips[2].visible_s is None
+    poller.poll_once(7)
+    poller.poll_once(7)
+    assert poller.outstanding() == 0 and flips[2].visible_s >= flips[1].visible_s
+    assert poller.requests == 4 and poller.errors == []
+
+
+def test_a_failing_poll_is_recorded_and_marks_nothing() -> None:
+    poller = CountPoller("http://api", 1, "k", transport=httpx.MockTransport(lambda r: httpx.Response(503)))
+    poller.watch(7, 0)
+    poller.add(flip(0))
+    poller.poll_once(7)
+    assert poller.outstanding() == 1 and poller.errors == ["GET 7: 503"]
+
+
+def test_the_report_section_names_the_command_the_verdict_and_how_far_behind_the_worker_fell() -> None:
+    flips = [flip(i, visible_s=100.2, flip_seen_s=100.1, input_ms=100_050, flip_ms=100_090) for i in range(10)]
+    result = LatencyResult(
+        config=LatencyConfig(rate=100, duration_s=10),
+        flips=flips,
+        produced=1_000,
+        load_seconds=10.0,
+        stages=stages_of(flips),
+        worker_cpu_share=0.5,
+        worker_lag_at_end=200,
+        worker_consumed=800,
+        loads=[("load start", "1.00, 1.00, 1.00")],
+    )
+    section = latency_section(result, ".venv/bin/python -m bench.latency --rate 100", {"CPU": "test"})
+    assert "Command: `.venv/bin/python -m bench.latency --rate 100`" in section
+    assert "| (b) produced -> visible in GET cohorts/:id/ count | 10 | 0 | 200 | 200 | 200 | 200 |" in section
+    assert "committed 800 of 1,000 events during the load (80/s)" in section
+    assert "200 events behind" in section and "6.25 ms of worker CPU per event consumed" in section
+    assert ": met: p99 = 200 ms" in section
