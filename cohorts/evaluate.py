@@ -34,10 +34,11 @@ from typing import Any, Final, Protocol
 
 from cohorts.dates import DateValueError, relative_seconds
 from cohorts.model import BehavioralLeaf, CohortDefinition, CohortLeaf, Group, Node, PersonLeaf
-from cohorts.properties import match_property, property_deadline_us
+from cohorts.properties import match_property, property_deadline_us, property_matcher
 from cohorts.timebase import BUCKET_US, resolve_date_us, span_buckets, unit_us
+from cohorts.vocab import DATE_OPERATORS
 
-__all__ = ["Evaluation", "PersonFacts", "count_test", "evaluate"]
+__all__ = ["Evaluation", "LeafContext", "LeafResult", "PersonFacts", "count_test", "evaluate", "prepare_leaf"]
 
 #: Distinct instants a regularly-deadline walks before it returns an early deadline.
 _MAX_STEPS: Final[int] = 512
@@ -64,6 +65,17 @@ class PersonFacts(Protocol):
         ...
 
     def is_static_member(self, cohort_id: int) -> bool: ...
+
+
+class LeafContext(Protocol):
+    """What a prepared leaf reads: one person's facts at one instant."""
+
+    facts: PersonFacts
+    now_us: int
+
+
+#: A leaf's value without its negation, and its deadline.
+LeafResult = tuple[bool, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +191,118 @@ def _leaf(leaf: Node, run: _Run) -> tuple[bool, int | None]:
     return False, None
 
 
+def prepare_leaf(leaf: PersonLeaf | BehavioralLeaf) -> Callable[[LeafContext], LeafResult]:
+    """The leaf's (value without negation, deadline) as `evaluate` computes it, prepared once.
+
+    For compiled plans (`cohorts.plan`): operator matchers, windows and comparisons are resolved
+    here instead of on every call. The result is the same function of (facts, now) as `_leaf`.
+    """
+    if isinstance(leaf, PersonLeaf):
+        return _prepare_person(leaf)
+    if isinstance(leaf, BehavioralLeaf):
+        kind = _KINDS.get(leaf.kind)
+        if kind is None:
+            return _never
+        prepared = None
+        if leaf.kind in ("performed_event", "performed_event_multiple") and leaf.explicit_datetime is None:
+            prepared = _prepare_bucketed(leaf)
+        elif leaf.kind in ("stopped_performing_event", "restarted_performing_event"):
+            prepared = _prepare_two_windows(leaf)
+        return _guarded(kind, leaf) if prepared is None else prepared
+    return _never
+
+
+def _never(_context: LeafContext) -> LeafResult:
+    return False, None
+
+
+def _prepare_person(leaf: PersonLeaf) -> Callable[[LeafContext], LeafResult]:
+    match = property_matcher(leaf.operator, leaf.value)
+    key = leaf.key
+    if leaf.operator in DATE_OPERATORS:
+
+        def dated(context: LeafContext) -> LeafResult:
+            properties = context.facts.properties
+            now_us = context.now_us
+            return match(properties.get(key), now_us), property_deadline_us(leaf, properties, now_us)
+
+        return dated
+
+    def plain(context: LeafContext) -> LeafResult:  # only date operators have deadlines
+        return match(context.facts.properties.get(key), context.now_us), None
+
+    return plain
+
+
+def _prepare_bucketed(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafResult] | None:
+    """performed_event(_multiple) over "the last N units": `_in_window` with its constants resolved."""
+    if leaf.time_value is None or leaf.time_interval is None:
+        return _never
+    try:
+        granularity, span = span_buckets(leaf.time_value, leaf.time_interval)
+    except (KeyError, TypeError, ValueError):  # the generic path raises the same on every call
+        return None
+    bucket_us = BUCKET_US[granularity]
+    test = _at_least_one if leaf.kind == "performed_event" else count_test(leaf.operator, leaf.operator_value)
+    matcher_hash = leaf.matcher_hash
+
+    def bucketed(context: LeafContext) -> LeafResult:
+        now_us = context.now_us
+        value, bucket = _bucket_sweep(context.facts.buckets(matcher_hash, granularity), span, now_us // bucket_us, test)
+        return value, None if bucket is None else bucket * bucket_us
+
+    return bucketed
+
+
+def _prepare_two_windows(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafResult] | None:
+    """stopped/restarted: `_two_windows` with both windows' granularity and span resolved."""
+    if leaf.time_value is None or leaf.time_interval is None:
+        return _never
+    if leaf.seq_time_value is None or leaf.seq_time_interval is None:
+        return _never
+    try:
+        long_granularity, long_span = span_buckets(leaf.time_value, leaf.time_interval)
+        recent_granularity, recent_span = span_buckets(leaf.seq_time_value, leaf.seq_time_interval)
+    except (KeyError, TypeError, ValueError):  # the generic path raises the same on every call
+        return None
+    long_us, recent_us = BUCKET_US[long_granularity], BUCKET_US[recent_granularity]
+    matcher_hash = leaf.matcher_hash
+
+    def windows(facts: PersonFacts) -> tuple[_Window, _Window]:
+        return (
+            (facts.buckets(matcher_hash, long_granularity), long_us, long_span),
+            (facts.buckets(matcher_hash, recent_granularity), recent_us, recent_span),
+        )
+
+    if leaf.kind == "stopped_performing_event":
+
+        def stopped(context: LeafContext) -> LeafResult:
+            return _stopped_sweep(windows(context.facts), context.now_us)
+
+        return stopped
+
+    def restarted(context: LeafContext) -> LeafResult:
+        facts = context.facts
+        first = facts.first_seen_us(matcher_hash)
+        if first is None:
+            return False, None
+        return _restarted_sweep(windows(facts), first, context.now_us)
+
+    return restarted
+
+
+def _guarded(
+    kind: Callable[[BehavioralLeaf, LeafContext], LeafResult], leaf: BehavioralLeaf
+) -> Callable[[LeafContext], LeafResult]:
+    def guarded(context: LeafContext) -> LeafResult:
+        try:
+            return kind(leaf, context)
+        except DateValueError:  # as `_leaf`: an old definition with an unparseable date matches nothing
+            return False, None
+
+    return guarded
+
+
 # --- counts over sliding windows --------------------------------------------------------------
 
 
@@ -281,7 +405,7 @@ class _Explicit:
 
 
 def _in_window(
-    leaf: BehavioralLeaf, run: _Run, test: Callable[[int], bool], timestamps: Sequence[int] | None = None
+    leaf: BehavioralLeaf, run: LeafContext, test: Callable[[int], bool], timestamps: Sequence[int] | None = None
 ) -> tuple[bool, int | None]:
     """test(count of the leaf's events in its main window), explicit or bucketed, and its deadline.
 
@@ -310,15 +434,15 @@ def _at_least_one(count: int) -> bool:
 # --- behavioural kinds ------------------------------------------------------------------------
 
 
-def _performed(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
+def _performed(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
     return _in_window(leaf, run, _at_least_one)
 
 
-def _performed_multiple(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
+def _performed_multiple(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
     return _in_window(leaf, run, count_test(leaf.operator, leaf.operator_value))
 
 
-def _first_time(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
+def _first_time(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
     """Design §4.1: the earliest matching timestamp ever seen lies in the window."""
     first = run.facts.first_seen_us(leaf.matcher_hash)
     if first is None:
@@ -326,7 +450,7 @@ def _first_time(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
     return _in_window(leaf, run, _at_least_one, timestamps=(first,))
 
 
-def _sequence(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
+def _sequence(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
     """Design §4.1: t1 in the (bucketed) window, then `seq_event` at t2 with t1 < t2 <= t1 + gap.
 
     Whether a t1 has its t2 does not depend on now, so the result is "some paired t1 is in the
@@ -380,7 +504,7 @@ def _bucket_spans(counts: Mapping[int, int], bucket_us: int, span: int) -> Itera
             yield start, start + reach - 1, count
 
 
-def _regularly(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
+def _regularly(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
     """Design §4.1: period i covers buckets [B - (i+1)L + 1, B - iL]; a period needs >= operator_value.
 
     Each bucket moves one period older every L buckets, so the deadline walks those moves in order
@@ -435,7 +559,7 @@ def _regularly(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
 _Window = tuple[Mapping[int, int], int, int]  # (bucket counts, bucket_us, span in buckets)
 
 
-def _two_windows(leaf: BehavioralLeaf, run: _Run) -> tuple[_Window, _Window] | None:
+def _two_windows(leaf: BehavioralLeaf, run: LeafContext) -> tuple[_Window, _Window] | None:
     """The long (`time_*`) and the recent (`seq_*`) window of stopped/restarted, or None."""
     if leaf.time_value is None or leaf.time_interval is None:
         return None
@@ -447,26 +571,30 @@ def _two_windows(leaf: BehavioralLeaf, run: _Run) -> tuple[_Window, _Window] | N
     )
 
 
-def _window(leaf: BehavioralLeaf, run: _Run, time_value: int, time_interval: str) -> _Window:
+def _window(leaf: BehavioralLeaf, run: LeafContext, time_value: int, time_interval: str) -> _Window:
     granularity, span = span_buckets(time_value, time_interval)
     return run.facts.buckets(leaf.matcher_hash, granularity), BUCKET_US[granularity], span
 
 
-def _stopped(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
+def _stopped(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
     """Design §4: >= 1 in the long window, 0 in the recent one, each bucketed by its own unit."""
     windows = _two_windows(leaf, run)
     if windows is None:
         return False, None
+    return _stopped_sweep(windows, run.now_us)
+
+
+def _stopped_sweep(windows: tuple[_Window, _Window], now_us: int) -> LeafResult:
     (long_counts, long_us, long_span), (recent_counts, recent_us, recent_span) = windows
     counters = (_bucket_spans(long_counts, long_us, long_span), _bucket_spans(recent_counts, recent_us, recent_span))
-    return _multi_sweep(counters, run.now_us, _stopped_test)
+    return _multi_sweep(counters, now_us, _stopped_test)
 
 
 def _stopped_test(counts: list[int]) -> bool:
     return counts[0] >= 1 and counts[1] == 0
 
 
-def _restarted(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
+def _restarted(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
     """Design §4.1: >= 1 recently, 0 in the rest of the long window, >= 1 before its first bucket.
 
     "Rest of the long window" = long minus the overlap of both windows. A bucket of the finer
@@ -479,6 +607,10 @@ def _restarted(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
     first = run.facts.first_seen_us(leaf.matcher_hash)
     if windows is None or first is None:
         return False, None
+    return _restarted_sweep(windows, first, run.now_us)
+
+
+def _restarted_sweep(windows: tuple[_Window, _Window], first: int, now_us: int) -> LeafResult:
     (long_counts, long_us, long_span), (recent_counts, recent_us, recent_span) = windows
     before_from = (first // long_us + long_span + 1) * long_us
     counters = (
@@ -487,7 +619,7 @@ def _restarted(leaf: BehavioralLeaf, run: _Run) -> tuple[bool, int | None]:
         _overlap_spans(windows),
         ((before_from, None, 1),),
     )
-    return _multi_sweep(counters, run.now_us, _restarted_test)
+    return _multi_sweep(counters, now_us, _restarted_test)
 
 
 def _overlap_spans(windows: tuple[_Window, _Window]) -> Iterable[_Span]:
@@ -524,7 +656,7 @@ def _restarted_test(counts: list[int]) -> bool:
     return counts[1] >= 1 and counts[0] - counts[2] == 0 and counts[3] >= 1
 
 
-_KINDS: Final[dict[str, Callable[[BehavioralLeaf, _Run], tuple[bool, int | None]]]] = {
+_KINDS: Final[dict[str, Callable[[BehavioralLeaf, LeafContext], tuple[bool, int | None]]]] = {
     "performed_event": _performed,
     "performed_event_multiple": _performed_multiple,
     "performed_event_first_time": _first_time,

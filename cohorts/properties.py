@@ -33,7 +33,7 @@ from cohorts.timebase import DAY_US, resolve_date_us
 from cohorts.timestamps import TimestampError, parse_timestamp
 from cohorts.vocab import DATE_OPERATORS
 
-__all__ = ["canonical", "match_event", "match_property", "property_deadline_us", "to_number"]
+__all__ = ["canonical", "match_event", "match_property", "property_deadline_us", "property_matcher", "to_number"]
 
 _Matcher = Callable[[Any, "int | None"], bool]
 
@@ -89,6 +89,11 @@ def to_number(value: Any) -> int | float | None:
 def match_property(operator: str, expected: Any, properties: Mapping[str, Any], key: str, now_us: int) -> bool:
     """Does `properties[key] <operator> expected` hold at `now_us`? Negation is the caller's business."""
     return _matcher(operator, expected)(properties.get(key), now_us)
+
+
+def property_matcher(operator: str, expected: Any) -> Callable[[Any, int | None], bool]:
+    """`match_property` prepared once: call it with the raw property value (None = not set) and now."""
+    return _matcher(operator, expected)
 
 
 def match_event(filters: tuple[EventFilter, ...], properties: Mapping[str, Any], now_us: int | None = None) -> bool:

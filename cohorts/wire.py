@@ -199,6 +199,17 @@ class MembershipChange(_Message):
     last_updated: str
     version: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """`asdict` without its machinery: the worker sends one per flip."""
+        return {
+            "team_id": self.team_id,
+            "cohort_id": self.cohort_id,
+            "person_id": self.person_id,
+            "status": self.status,
+            "last_updated": self.last_updated,
+            "version": self.version,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class CalculationReport(_Message):

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.web import Request, Response, View
 
 from cohorts.settings import Settings
@@ -27,8 +28,11 @@ from cohorts.topics import Topics
 from infra.logs import logging_config
 from stream.agents import catalog, control, ingest, person
 from stream.clock import Clock, wall_clock_us
+from stream.durable_commit import durable_commits
+from stream.partitioner import KeyPartitioner
 from stream.read_committed import read_committed
 from stream.runtime import Runtime, WorkerTuning
+from stream.safe_fetch import safe_fetching
 from stream.topology import check_topics
 
 __all__ = ["create_app", "run_worker", "worker_app_id"]
@@ -49,6 +53,7 @@ def create_app(
     """Build the worker app; `clock` returns epoch µs (tests inject one), ticks every `tick_interval_s`."""
     tuning = replace(tuning or WorkerTuning(), tick_interval_s=tick_interval_s)
     topics = Topics(prefix=settings.topic_prefix, partitions=settings.partitions)
+    partitioner = KeyPartitioner()
     app = faust.App(
         worker_app_id(settings),
         broker=f"kafka://{settings.bootstrap}",
@@ -68,9 +73,12 @@ def create_app(
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port or 6066,
         autodiscover=False,
+        producer_partitioner=partitioner,
     )
     read_committed(app)
-    runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning)
+    safe_fetching(app)
+    durable_commits(app)
+    runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning, partitioner)
     ingest.install(app, runtime)
     person.install(app, runtime)
     control.install(app, runtime)
@@ -127,8 +135,11 @@ def _install_observability(app: faust.App, rt: Runtime) -> None:
         for tp in consumer.assignment():
             if tp.topic not in consumed:
                 continue
-            position = await consumer.position(tp)
-            highwater = consumer.highwater(tp)
+            try:
+                position = await consumer.position(tp)
+                highwater = consumer.highwater(tp)
+            except (AssertionError, IllegalStateError):  # revoked by a rebalance meanwhile: not ours now
+                continue
             if position is not None and highwater is not None:
                 rt.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 

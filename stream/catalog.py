@@ -20,14 +20,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from cohorts.graph import dependents, evaluation_order
 from cohorts.model import BehavioralLeaf, CohortDefinition, PersonLeaf, iter_leaves, referenced_cohort_ids
+from cohorts.plan import TeamPlan
 from cohorts.requirements import MatcherRequirement, matchers_by_event, state_requirements
 from cohorts.validate import FilterError, definition_from_record
 from cohorts.wire import CatalogRecord, WireError
+from stream.posthog import INT64_MAX
 
-__all__ = ["Catalog", "CatalogUpdate", "TeamCatalog", "parse_cohort_key"]
+__all__ = ["RESERVATION_PREFIX", "Catalog", "CatalogUpdate", "TeamCatalog", "parse_cohort_key", "read_record"]
+
+#: Keys of the api's id reservations on the catalog topic (api/publisher.py), ignored here.
+RESERVATION_PREFIX: Final = b"reserve:"
+
+#: Distinct affected-sets whose candidates a team remembers before it starts over.
+_CANDIDATES_CACHED: Final[int] = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +51,43 @@ class TeamCatalog:
     versions: Mapping[int, int] = field(default_factory=dict)
     #: matcher hash -> live cohorts with a behavioural leaf reading it (main or sequence step).
     cohorts_by_matcher: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    #: event name -> the event properties its matchers' filters read (ingest forwards only these).
+    event_property_keys: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: live cohorts with a person-property leaf.
     person_cohorts: frozenset[int] = frozenset()
+    #: person property key -> live cohorts with a leaf on that key.
+    cohorts_by_property: Mapping[str, frozenset[int]] = field(default_factory=dict)
     #: live cohort -> the cohorts its definition refers to directly.
     references: Mapping[int, frozenset[int]] = field(default_factory=dict)
     #: live cohort -> every live cohort that refers to it, directly or through others.
     dependents: Mapping[int, frozenset[int]] = field(default_factory=dict)
     #: live cohort -> its index in `ordered`.
     position: Mapping[int, int] = field(default_factory=dict)
+    #: `ordered`, compiled once (built with the team, so a catalog change replaces it).
+    plan: TeamPlan = field(default_factory=lambda: TeamPlan(()))
 
-    def candidates(self, affected: Iterable[int]) -> list[CohortDefinition]:
-        """`affected` and everything depending on them, in evaluation order."""
+    #: candidates() answers by set of affected cohorts (inputs repeat a few combinations).
+    _candidates: dict[frozenset[int], tuple[CohortDefinition, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    def candidates(self, affected: Iterable[int]) -> tuple[CohortDefinition, ...]:
+        """`affected` and everything depending on them, in evaluation order (memoised, bounded)."""
+        key = affected if isinstance(affected, frozenset) else frozenset(affected)
+        found = self._candidates.get(key)
+        if found is None:
+            if len(self._candidates) >= _CANDIDATES_CACHED:
+                self._candidates.clear()
+            found = self._candidates[key] = self._candidates_of(key)
+        return found
+
+    def _candidates_of(self, affected: frozenset[int]) -> tuple[CohortDefinition, ...]:
         wanted: set[int] = set()
         for cohort_id in affected:
             if cohort_id in self.position:
                 wanted.add(cohort_id)
                 wanted |= self.dependents.get(cohort_id, frozenset())
-        return [self.ordered[i] for i in sorted(self.position[c] for c in wanted)]
+        return tuple(self.ordered[i] for i in sorted(self.position[c] for c in wanted))
 
     def uses_event(self, event: str) -> bool:
         return event in self.by_event
@@ -76,16 +105,34 @@ class CatalogUpdate:
 
 
 def parse_cohort_key(key: bytes | None) -> int | None:
-    """The cohort id of a catalog key, or None for keys that are not (positive) integers."""
-    if not key:
+    """The cohort id of a catalog key, or None for keys that are not non-negative 64-bit integers."""
+    if not key or len(key) > 19:  # longer digit strings exceed int64 (and int() refuses 4,300+ digits)
         return None
     try:
         text = key.decode("ascii")
     except UnicodeDecodeError:
         return None
-    if not text.isdigit():
+    if not text.isdigit() or int(text) > INT64_MAX:
         return None
     return int(text)
+
+
+def read_record(cohort_id: int, value: bytes) -> CatalogRecord:
+    """The record under key `cohort_id`, or WireError when it is not one the api writes: decoded
+    JSON gives any field any type, so the fields the worker reads are checked here."""
+    record = CatalogRecord.from_bytes(value)
+    if type(record.id) is not int or record.id != cohort_id:
+        raise WireError(f"record id {record.id!r} under key {cohort_id}")
+    for name in ("team_id", "version"):
+        found = getattr(record, name)
+        if type(found) is not int or not 0 <= found <= INT64_MAX:
+            raise WireError(f"{name} must be a non-negative 64-bit integer, not {found!r}")
+    for name in ("is_static", "deleted"):
+        if type(getattr(record, name)) is not bool:
+            raise WireError(f"{name} must be true or false")
+    if not isinstance(record.filters, dict) or not (record.name is None or isinstance(record.name, str)):
+        raise WireError("filters must be an object and name a string")
+    return record
 
 
 class Catalog:
@@ -123,10 +170,7 @@ class Catalog:
 
     def _upsert(self, cohort_id: int, value: bytes, previous: CohortDefinition | None) -> CatalogUpdate:
         try:
-            record = CatalogRecord.from_bytes(value)
-            if record.id != cohort_id:
-                raise WireError(f"record id {record.id} under key {cohort_id}")
-            definition = definition_from_record(record)
+            definition = definition_from_record(read_record(cohort_id, value))
         except (WireError, FilterError, ValueError) as exc:
             message = f"cohort {cohort_id}: unreadable definition: {exc}"
             self._errors[cohort_id] = message
@@ -163,6 +207,7 @@ class Catalog:
         dynamic = [d for d in ordered if not d.is_static and d.root is not None]
         requirements = state_requirements(dynamic)
         by_matcher: dict[str, set[int]] = {}
+        by_property: dict[str, set[int]] = {}
         person_cohorts: set[int] = set()
         for definition in dynamic:
             for leaf in iter_leaves(definition.root):
@@ -172,17 +217,24 @@ class Catalog:
                         by_matcher.setdefault(leaf.seq_matcher_hash, set()).add(definition.id)
                 elif isinstance(leaf, PersonLeaf):
                     person_cohorts.add(definition.id)
+                    by_property.setdefault(leaf.key, set()).add(definition.id)
         return TeamCatalog(
             team_id=team_id,
             ordered=ordered,
             requirements=requirements,
             by_event=matchers_by_event(requirements),
+            event_property_keys={
+                event: frozenset(f.key for requirement in found for f in requirement.filters)
+                for event, found in matchers_by_event(requirements).items()
+            },
             versions={cid: d.version for cid, d in mine.items()},
             cohorts_by_matcher={h: frozenset(ids) for h, ids in by_matcher.items()},
             person_cohorts=frozenset(person_cohorts),
+            cohorts_by_property={key: frozenset(ids) for key, ids in by_property.items()},
             references={d.id: frozenset(referenced_cohort_ids(d.root)) for d in ordered},
             dependents={cid: frozenset(dependents(cid, live)) for cid in live},
             position={d.id: i for i, d in enumerate(ordered)},
+            plan=TeamPlan(ordered),
         )
 
     def has_caught_up(self, cohort_id: int, version: int | None) -> bool:

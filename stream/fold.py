@@ -16,10 +16,10 @@ Rules (design §4, §5):
    timestamps where required), then state the requirements no longer ask for is pruned.
 5. The team's live cohorts are evaluated in dependency order (cohort-in-cohort reads the bits
    computed just before it); a changed bit is a flip. Members of cohorts that are gone leave. An
-   input evaluates only the cohorts it can change (those reading a matched matcher, person-property
-   cohorts on a person update, the static cohort on a static change) plus cohorts referring to one
-   that flipped; a new, deleted or un-deleted person, a passed deadline, a tick and a recalculation
-   evaluate all of them.
+   input evaluates only the cohorts it can change (those reading a matched matcher, cohorts with a
+   leaf on a person property whose value changed, the static cohort on a static change, the
+   cohort a recalculation names), the cohorts whose own deadline has passed (all a tick needs),
+   and cohorts referring to one that flipped; a new, deleted or un-deleted person evaluates all.
 6. Time never runs backwards for a record: evaluation uses max(now, last evaluation time), so a
    tick fired with a future `now` is not undone by a later event processed at the wall clock.
 
@@ -29,17 +29,19 @@ Rules (design §4, §5):
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, NamedTuple
 
-from cohorts.evaluate import evaluate
+import orjson
+
 from cohorts.properties import match_event
 from cohorts.requirements import MatcherRequirement
 from cohorts.timebase import BUCKET_US
 from cohorts.wire import ControlMessage, EventInput, PersonInput
 from stream.catalog import TeamCatalog
-from stream.state.record import OUTBOX_LIMIT, MatcherState, Origin, OutboxFlip, PersonRecord, RecordFacts
+from stream.state.codec import RecordSketch
+from stream.state.record import OUTBOX_LIMIT, MatcherState, Origin, PersonRecord, RecordFacts
 
 __all__ = [
     "MAX_TIMESTAMPS",
@@ -49,6 +51,8 @@ __all__ = [
     "apply_person",
     "apply_static",
     "outbox_flips",
+    "recalculate",
+    "recalculation_changes",
     "reevaluate",
     "split_person_key",
 ]
@@ -58,11 +62,13 @@ MAX_TIMESTAMPS: Final[int] = 4_096
 
 #: "Evaluate every cohort" (a sentinel compared by identity).
 _ALL: Final[frozenset[int]] = frozenset({-1})
+#: A property that is not there (distinct from JSON null, to be safe).
+_MISSING: Final = object()
 
 
-@dataclass(frozen=True, slots=True)
-class Flip:
-    """One membership change to publish on `cohort_membership_changed`."""
+class Flip(NamedTuple):
+    """One membership change to publish on `cohort_membership_changed` (a named tuple: a new person
+    makes dozens at once)."""
 
     team_id: int
     person_id: str
@@ -120,7 +126,10 @@ def apply_person(
         record = PersonRecord()
     if item.version <= record.person_version:
         return FoldResult(None, [], "stale_person")
-    affected = team.person_cohorts if record.known and record.deleted == item.is_deleted else _ALL
+    if record.known and record.deleted == item.is_deleted:
+        affected = _property_cohorts(team, record.properties, item.properties)
+    else:
+        affected = _ALL
     record.known = True
     record.person_version = item.version
     record.properties = dict(item.properties)
@@ -151,10 +160,63 @@ def apply_static(
 
 
 def reevaluate(
-    record: PersonRecord, team_id: int, person_id: str, origin: Origin, team: TeamCatalog, now_us: int
+    record: PersonRecord,
+    team_id: int,
+    person_id: str,
+    origin: Origin,
+    team: TeamCatalog,
+    now_us: int,
+    cohorts: Iterable[int] | None = None,
 ) -> FoldResult:
-    """Evaluate again with no new input: a deadline passed (tick) or the catalog changed (recalculate)."""
-    return FoldResult(record, _settle(record, team_id, person_id, origin, team, now_us, _ALL))
+    """Evaluate again with no new input: a deadline passed (tick) or the catalog changed (recalculate).
+
+    `cohorts` are the ones whose definition changed (a recalculation names one; a tick none);
+    None evaluates every cohort. Cohorts whose deadline has passed are evaluated either way.
+    """
+    affected = _ALL if cohorts is None else frozenset(cohorts)
+    return FoldResult(record, _settle(record, team_id, person_id, origin, team, now_us, affected))
+
+
+def recalculate(
+    sketch: RecordSketch, team_id: int, person_id: str, origin: Origin, team: TeamCatalog, now_us: int, cohort_id: int
+) -> list[Flip]:
+    """`reevaluate(record, ..., cohorts=(cohort_id,))` on a format-2 sketch of the record; the flips.
+
+    The same evaluation, bits, deadlines, flips and outbox, settled into the sketch, which the
+    caller writes back (`stream.state.codec.encode`), without decoding matcher state or pruning
+    it: a recalculation touches every person of a team, and the next input or tick prunes.
+    """
+    affected = frozenset({cohort_id})
+    return _settle(sketch, team_id, person_id, origin, team, now_us, affected, sketch)  # type: ignore[arg-type]
+
+
+def recalculation_changes(sketch: RecordSketch, team: TeamCatalog, cohort_id: int, now_us: int) -> bool:
+    """Whether `reevaluate(record, ..., cohorts=(cohort_id,))` would change more than bookkeeping.
+
+    False means the recalculation can leave the record as it is: the cohort's bit, version and
+    deadline come out as stored and no member cohort is gone. What it would also have done (note the
+    evaluation time, prune, evaluate cohorts that happen to be due) the next input or tick does.
+    Decided from a sketch, so most persons of a recalculation cost a parse and one evaluation.
+    """
+    members = sketch.members
+    if sketch.deadlines is None:  # format 1: the next evaluation is a full one
+        return True
+    position = team.position
+    if not position.keys() >= members.keys():  # a member cohort is gone
+        return True
+    if not sketch.known or sketch.deleted:
+        return bool(members)
+    index = position.get(cohort_id)
+    if index is None:  # a deleted cohort: only a deadline left behind for it needs writing away
+        return cohort_id in sketch.deadlines
+    now_us = max(now_us, sketch.evaluated_at_us)
+    member, deadline_us = team.plan.run(sketch, now_us, _Bits(members)).evaluate(cohort_id)
+    if member != (cohort_id in members):
+        return True
+    if member and members[cohort_id] != team.ordered[index].version:
+        return True
+    expected = None if deadline_us is None else max(deadline_us, now_us + 1)
+    return sketch.deadlines.get(cohort_id) != expected
 
 
 # --- internals ----------------------------------------------------------------------------------
@@ -198,27 +260,36 @@ def _count(record: PersonRecord, requirement: MatcherRequirement, ts_us: int) ->
 
 def _prune(record: PersonRecord, team: TeamCatalog, now_us: int) -> None:
     """Drop matchers, granularities, buckets and timestamps no live cohort can read any more."""
+    matchers = record.matchers
+    if not matchers:
+        return
     requirements = team.requirements
-    for matcher_hash in [h for h in record.matchers if h not in requirements]:
-        del record.matchers[matcher_hash]
-    for matcher_hash, state in record.matchers.items():
+    for matcher_hash in [h for h in matchers if h not in requirements]:
+        del matchers[matcher_hash]
+    for matcher_hash, state in matchers.items():
         requirement = requirements[matcher_hash]
-        for granularity in list(state.buckets):
-            lookback = requirement.granularities.get(granularity)
-            buckets = state.buckets[granularity]
-            if lookback is None:
-                del state.buckets[granularity]
-                continue
-            floor = now_us // BUCKET_US[granularity] - lookback
-            if buckets and min(buckets) < floor:
-                state.buckets[granularity] = {b: c for b, c in buckets.items() if b >= floor}
-            if not state.buckets[granularity]:
-                del state.buckets[granularity]
-        cutoff = requirement.timestamp_cutoff_us(now_us)
-        if cutoff is None:
-            state.timestamps_us = []
-        elif state.timestamps_us and state.timestamps_us[0] < cutoff:
-            del state.timestamps_us[: bisect.bisect_left(state.timestamps_us, cutoff)]
+        by_granularity = state.buckets
+        if by_granularity:
+            lookbacks = requirement.granularities
+            for granularity, buckets in list(by_granularity.items()):
+                lookback = lookbacks.get(granularity)
+                if lookback is None or not buckets:
+                    del by_granularity[granularity]
+                    continue
+                floor = now_us // BUCKET_US[granularity] - lookback
+                if min(buckets) < floor:
+                    kept = {b: c for b, c in buckets.items() if b >= floor}
+                    if kept:
+                        by_granularity[granularity] = kept
+                    else:
+                        del by_granularity[granularity]
+        timestamps = state.timestamps_us
+        if timestamps:
+            cutoff = requirement.timestamp_cutoff_us(now_us)
+            if cutoff is None:
+                state.timestamps_us = []
+            elif timestamps[0] < cutoff:
+                del timestamps[: bisect.bisect_left(timestamps, cutoff)]
 
 
 def _cohorts_of(team: TeamCatalog, matched: list[MatcherRequirement]) -> frozenset[int]:
@@ -230,24 +301,39 @@ def _cohorts_of(team: TeamCatalog, matched: list[MatcherRequirement]) -> frozens
     return frozenset(found)
 
 
-class _Bits(Mapping[int, bool]):
-    """Membership bits during one evaluation: this run's results, else the stored bits."""
+def _property_cohorts(team: TeamCatalog, before: Mapping[str, Any], after: Mapping[str, Any]) -> frozenset[int]:
+    """Cohorts with a leaf on a property whose value changed: a person leaf reads only its own key."""
+    found: set[int] = set()
+    for key, cohort_ids in team.cohorts_by_property.items():
+        if not _same_value(before.get(key, _MISSING), after.get(key, _MISSING)):
+            found |= cohort_ids
+    return frozenset(found)
 
-    __slots__ = ("_evaluated", "_members")
 
-    def __init__(self, evaluated: dict[int, bool], members: dict[int, int]) -> None:
-        self._evaluated = evaluated
+def _same_value(a: Any, b: Any) -> bool:
+    """Certainly the same JSON value (`1 == True == 1.0` in Python, not for property matching)."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or a != b:
+        return False
+    return not isinstance(a, list | dict) or orjson.dumps(a) == orjson.dumps(b)
+
+
+class _Bits:
+    """Membership bits during one evaluation, as the plan's cohort leaves read them.
+
+    The fold applies each evaluated bit to `members` at once, so this is the stored bit for cohorts
+    not evaluated (yet) and this run's result for the others.
+    """
+
+    __slots__ = ("_members",)
+
+    def __init__(self, members: dict[int, int]) -> None:
         self._members = members
 
-    def __getitem__(self, cohort_id: int) -> bool:
-        found = self._evaluated.get(cohort_id)
-        return cohort_id in self._members if found is None else found
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(set(self._evaluated) | set(self._members))
-
-    def __len__(self) -> int:
-        return len(set(self._evaluated) | set(self._members))
+    def get(self, cohort_id: int, default: object = None) -> bool:
+        """Every cohort has a bit (absent = not a member), so `default` is never used."""
+        return cohort_id in self._members
 
 
 def _apply_bit(
@@ -278,59 +364,79 @@ def _settle(
     team: TeamCatalog,
     now_us: int,
     affected: frozenset[int],
+    sketch: RecordSketch | None = None,
 ) -> list[Flip]:
-    """Rules 5 and 6: evaluate the live cohorts, apply the changed bits, schedule the next deadline.
+    """Rules 5 and 6: evaluate what may have changed, apply the changed bits, keep the deadlines.
 
-    `affected` (`_ALL` = every cohort) names the cohorts whose own leaves the input touched. Only those, and
-    the cohorts referring to one whose bit flipped here, are evaluated; the others keep their bits,
-    which is exact because nothing they read changed. When the record's deadline has passed, time
-    itself changed things, so everything is evaluated. A partial evaluation keeps the old deadline
-    in the minimum: it may come early (one extra evaluation at a tick), never late.
+    `affected` (`_ALL` = every cohort) names the cohorts whose own leaves the input touched. Those,
+    the cohorts whose own deadline has passed, and the cohorts referring to one whose bit flipped
+    here are evaluated; the others keep their bits, which is exact because nothing they read
+    changed and their deadline (the earliest instant time alone could change them) is still ahead.
+    Each cohort's deadline is kept in the record; the record's deadline is the earliest of them. A
+    record written before per-cohort deadlines existed (`deadlines is None`) is evaluated in full.
+    Members of cohorts that are gone leave first, so cohorts referring to them read "not a member".
+    With `sketch` (then `record` is that sketch) nothing is pruned and the sketch is the facts.
     """
     now_us = max(now_us, record.evaluated_at_us)
-    if record.next_deadline_us is not None and record.next_deadline_us <= now_us:
-        affected = _ALL
     record.evaluated_at_us = now_us
-    _prune(record, team, now_us)
+    if sketch is None:
+        _prune(record, team, now_us)
     members = record.members
-    evaluated: dict[int, bool] = {}
+    position = team.position
     flips: list[Flip] = []
-    deadline: int | None = None if affected is _ALL else record.next_deadline_us
+    left: list[Flip] = []
+    if not position.keys() >= members.keys():
+        for cohort_id in [c for c in members if c not in position]:
+            version = team.versions.get(cohort_id, members[cohort_id])
+            left.append(Flip(team_id, person_id, cohort_id, False, version, now_us))
+            del members[cohort_id]
+    deadlines = record.deadlines
+    if deadlines is None or affected is _ALL:
+        affected, deadlines = _ALL, {}
     if record.known and not record.deleted:
-        candidates = team.ordered if affected is _ALL else team.candidates(affected)
-        bits = _Bits(evaluated, members)
-        facts = RecordFacts(record)
-        changed: set[int] = set()
+        everything = affected is _ALL
+        if everything:
+            targets: frozenset[int] | set[int] = affected
+        else:
+            targets = set(affected)
+            targets.update(c for c, deadline_us in deadlines.items() if deadline_us <= now_us)
+        # with a gone cohort, the loop below finds the cohorts referring to it among all of them
+        candidates = team.ordered if everything or left else team.candidates(targets)
+        run = team.plan.run(RecordFacts(record) if sketch is None else sketch, now_us, _Bits(members))
+        changed = {flip.cohort_id for flip in left}
+        references = team.references
         for definition in candidates:
             cohort_id = definition.id
             if not (
-                affected is _ALL
-                or cohort_id in affected
-                or (changed and not changed.isdisjoint(team.references.get(cohort_id, ())))
+                everything
+                or cohort_id in targets
+                or (changed and not changed.isdisjoint(references.get(cohort_id, ())))
             ):
                 continue
-            result = evaluate(definition, facts, now_us, bits)
-            evaluated[cohort_id] = result.member
-            if result.member != (cohort_id in members):
+            member, deadline_us = run.evaluate(cohort_id)
+            # the bit is applied at once: cohorts evaluated later (dependants) read it
+            if member != (cohort_id in members):
                 changed.add(cohort_id)
-            found = result.next_deadline_us
-            if found is not None and (deadline is None or found < deadline):
-                deadline = found
-        for definition in candidates:
-            member = evaluated.get(definition.id)
-            if member is not None:
-                _apply_bit(definition.id, definition.version, member, members, flips, team_id, person_id, now_us)
+                flips.append(Flip(team_id, person_id, cohort_id, member, definition.version, now_us))
+                if not member:
+                    del members[cohort_id]
+            if member:
+                members[cohort_id] = definition.version
+            if deadline_us is None:
+                deadlines.pop(cohort_id, None)
+            else:
+                deadlines[cohort_id] = deadline_us if deadline_us > now_us else now_us + 1
     else:
-        deadline = None
+        deadlines = {}
         for definition in team.ordered:
             _apply_bit(definition.id, definition.version, False, members, flips, team_id, person_id, now_us)
-    for cohort_id in [c for c in members if c not in team.position]:
-        version = team.versions.get(cohort_id, members[cohort_id])
-        flips.append(Flip(team_id, person_id, cohort_id, False, version, now_us))
-        del members[cohort_id]
-    record.next_deadline_us = None if deadline is None else max(deadline, now_us + 1)
+    if not position.keys() >= deadlines.keys():
+        for cohort_id in [c for c in deadlines if c not in position]:
+            del deadlines[cohort_id]
+    record.deadlines = deadlines
+    record.next_deadline_us = min(deadlines.values()) if deadlines else None
+    flips.extend(left)
     if flips:
-        record.outbox.extend(OutboxFlip(f.cohort_id, f.entered, f.version, f.at_us, origin) for f in flips)
-        if len(record.outbox) > OUTBOX_LIMIT:
-            del record.outbox[: len(record.outbox) - OUTBOX_LIMIT]
+        record.outbox.add(flips, origin)
+        record.outbox.trim(OUTBOX_LIMIT)
     return flips

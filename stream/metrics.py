@@ -6,9 +6,11 @@ worker's web port at `/metrics` (`stream.app`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["WorkerMetrics"]
+__all__ = ["LabelledChildren", "WorkerMetrics"]
 
 
 class WorkerMetrics:
@@ -60,3 +62,20 @@ class WorkerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class LabelledChildren:
+    """A one-label metric's children by label value, each looked up once (`labels()` costs a few
+    microseconds, paid per message otherwise)."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[str, Any] = {}
+
+    def get(self, value: str) -> Any:
+        child = self._children.get(value)
+        if child is None:
+            child = self._children[value] = self._metric.labels(value)
+        return child

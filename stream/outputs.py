@@ -7,46 +7,76 @@ a crash between the state write and the produce (design §5).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from cohorts.timestamps import format_iso
 from cohorts.wire import CalculationReport, ControlMessage, DeadLetter, MembershipChange
 from stream.fold import Flip
-from stream.metrics import WorkerMetrics
+from stream.metrics import LabelledChildren, WorkerMetrics
 
-__all__ = ["Outputs"]
+__all__ = ["DEAD_LETTER_KEY_BYTES", "DEAD_LETTER_VALUE_BYTES", "Outputs"]
+
+#: How much of a bad message's value and key a dead letter keeps: base64 grows the value by a third,
+#: and faust's producer sends at most 1,000,000 bytes (the source position finds the rest).
+DEAD_LETTER_VALUE_BYTES: Final[int] = 512 * 1024
+DEAD_LETTER_KEY_BYTES: Final[int] = 16 * 1024
 
 
 class Outputs:
-    def __init__(self, channels: Any, metrics: WorkerMetrics, partitions: int) -> None:
+    """`producer` (the app's faust producer, looked up when sending) carries the per-input messages,
+    flips and re-keyed inputs: the topic's own `send` wraps each message in futures, callbacks and
+    sensors that cost more than producing it. Both reach the same aiokafka producer, which faust
+    flushes before committing, so nothing changes for at-least-once."""
+
+    def __init__(
+        self, channels: Any, metrics: WorkerMetrics, partitions: int, producer: Callable[[], Any] | None = None
+    ) -> None:
         self._channels = channels
         self._metrics = metrics
         self._partitions = partitions
+        self._producer = producer
+        self._sent = LabelledChildren(metrics.messages_out)
+        self._flipped = LabelledChildren(metrics.flips)
 
-    async def flips(self, flips: Iterable[Flip], *, replayed: bool = False) -> None:
+    async def _send(self, channel: Any, key: bytes, value: bytes) -> None:
+        if self._producer is None:
+            await channel.send(key=key, value=value)
+        else:
+            await self._producer().send(channel.get_topic_name(), key, value, None, None, None)
+
+    async def flips(self, flips: Sequence[Flip], *, replayed: bool = False) -> None:
+        if not flips:
+            return
         topic = self._channels.membership_changed
+        sent = self._sent.get(topic.get_topic_name())
+        stamps: dict[int, str] = {}  # the flips of one input share their instant
         for flip in flips:
             status = "entered" if flip.entered else "left"
+            stamp = stamps.get(flip.at_us)
+            if stamp is None:
+                stamp = stamps[flip.at_us] = format_iso(flip.at_us)
             change = MembershipChange(
                 team_id=flip.team_id,
                 cohort_id=flip.cohort_id,
                 person_id=flip.person_id,
                 status=status,
-                last_updated=format_iso(flip.at_us),
+                last_updated=stamp,
                 version=flip.version,
             )
-            await topic.send(key=flip.person_id.encode(), value=change.to_bytes())
-            self._metrics.messages_out.labels(topic.get_topic_name()).inc()
+            await self._send(topic, flip.person_id.encode(), change.to_bytes())
+            sent.inc()
             if replayed:
                 self._metrics.replayed_flips.inc()
             else:
-                self._metrics.flips.labels(status).inc()
+                self._flipped.get(status).inc()
 
     async def dead_letter(self, reason: str, topic: str, partition: int, offset: int, key: Any, value: Any) -> None:
-        letter = DeadLetter.of(reason, topic, partition, offset, value if isinstance(value, bytes) else None)
+        """The original is cut to its first DEAD_LETTER_VALUE_BYTES (and key) so the letter can be sent."""
+        original = value[:DEAD_LETTER_VALUE_BYTES] if isinstance(value, bytes) else None
+        letter = DeadLetter.of(reason, topic, partition, offset, original)
         channel = self._channels.dead_letters
-        await channel.send(key=key if isinstance(key, bytes) else None, value=letter.to_bytes())
+        await channel.send(key=key[:DEAD_LETTER_KEY_BYTES] if isinstance(key, bytes) else None, value=letter.to_bytes())
         self._metrics.dead_letters.labels(reason).inc()
         self._metrics.messages_out.labels(channel.get_topic_name()).inc()
 
@@ -65,5 +95,5 @@ class Outputs:
 
     async def person_input(self, key: bytes, value: bytes) -> None:
         channel = self._channels.person_inputs
-        await channel.send(key=key, value=value)
-        self._metrics.messages_out.labels(channel.get_topic_name()).inc()
+        await self._send(channel, key, value)
+        self._sent.get(channel.get_topic_name()).inc()

@@ -20,18 +20,29 @@ from cohorts.wire import EventInput, PersonInput
 
 __all__ = [
     "FUTURE_TOLERANCE_US",
+    "INT64_MAX",
+    "MAX_FORWARD_BYTES",
+    "MAX_ID_CHARS",
     "MAX_MESSAGE_BYTES",
     "DistinctId",
     "Rejected",
     "decode_distinct_id",
     "decode_event",
     "decode_person",
+    "forwardable",
 ]
 
 #: Larger inputs are dead-lettered unread.
 MAX_MESSAGE_BYTES: Final[int] = 1024 * 1024
 #: Events stamped further than this ahead of the worker clock are refused (clock skew allowance).
 FUTURE_TOLERANCE_US: Final[int] = 86_400 * 1_000_000
+#: Ids become Kafka keys (`team:person`, flips keyed by person id); longer ones are refused.
+MAX_ID_CHARS: Final[int] = 1_024
+#: Ids and versions are stored in signed 64-bit fields (the record header, the api's ids).
+INT64_MAX: Final[int] = 2**63 - 1
+#: A re-keyed input (key + value) larger than this is refused: faust's producer sends at most
+#: 1,000,000 bytes a request, and the person record holding it must fit in the changelog too.
+MAX_FORWARD_BYTES: Final[int] = 900_000
 
 Position = tuple[str, int, int]
 
@@ -58,7 +69,7 @@ class DistinctId:
 def decode_event(raw: bytes | None, position: Position, now_us: int) -> EventInput:
     data = _object(raw)
     team_id = _team_id(data)
-    person_id = _text(data, "person_id")
+    person_id = _text(data, "person_id", MAX_ID_CHARS)
     name = _text(data, "event")
     if "timestamp" not in data or data["timestamp"] is None:
         raise Rejected("missing timestamp")
@@ -83,7 +94,7 @@ def decode_event(raw: bytes | None, position: Position, now_us: int) -> EventInp
 def decode_person(raw: bytes | None, position: Position) -> PersonInput:
     data = _object(raw)
     team_id = _team_id(data)
-    person_id = _text(data, "id")
+    person_id = _text(data, "id", MAX_ID_CHARS)
     version = data.get("version")
     if version is None:
         raise Rejected("missing version")
@@ -116,11 +127,23 @@ def decode_distinct_id(raw: bytes | None) -> DistinctId:
         raise Rejected("invalid version")
     return DistinctId(
         team_id=_team_id(data),
-        distinct_id=_text(data, "distinct_id"),
-        person_id=_text(data, "person_id"),
+        distinct_id=_text(data, "distinct_id", MAX_ID_CHARS),
+        person_id=_text(data, "person_id", MAX_ID_CHARS),
         version=version,
         is_deleted=_flag(data, "is_deleted"),
     )
+
+
+def forwardable(item: EventInput | PersonInput, key: bytes) -> bytes:
+    """The bytes ingest forwards for `item` under `key`, or Rejected when they cannot be produced:
+    properties nested deeper than orjson writes (255 levels; it reads 1,024), or too large a message."""
+    try:
+        value = item.to_bytes()
+    except orjson.JSONEncodeError:
+        raise Rejected("invalid properties") from None
+    if len(key) + len(value) > MAX_FORWARD_BYTES:
+        raise Rejected("oversized")
+    return value
 
 
 # --- field rules --------------------------------------------------------------------------------
@@ -145,7 +168,7 @@ def _object(raw: bytes | None) -> dict[str, Any]:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and value <= INT64_MAX
 
 
 def _team_id(data: dict[str, Any]) -> int:
@@ -157,11 +180,11 @@ def _team_id(data: dict[str, Any]) -> int:
     return value
 
 
-def _text(data: dict[str, Any], field: str) -> str:
+def _text(data: dict[str, Any], field: str, max_chars: int | None = None) -> str:
     value = data.get(field)
     if value is None or value == "":
         raise Rejected(f"missing {field}")
-    if not isinstance(value, str):
+    if not isinstance(value, str) or (max_chars is not None and len(value) > max_chars):
         raise Rejected(f"invalid {field}")
     return value
 

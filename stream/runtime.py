@@ -18,6 +18,7 @@ from stream.catalog import Catalog
 from stream.clock import Clock
 from stream.metrics import WorkerMetrics
 from stream.outputs import Outputs
+from stream.partitioner import KeyPartitioner
 from stream.state.store import PersonStore
 
 __all__ = ["ROCKSDB_OPTIONS", "Channels", "Runtime", "WorkerTuning"]
@@ -98,9 +99,19 @@ class Runtime:
     catalog: Catalog
     metrics: WorkerMetrics
     outputs: Outputs
+    #: The app's producer partitioner too, so checking a key costs nothing after producing it.
+    partitioner: KeyPartitioner
 
     @classmethod
-    def build(cls, app: faust.App, settings: Settings, topics: Topics, clock: Clock, tuning: WorkerTuning) -> Runtime:
+    def build(
+        cls,
+        app: faust.App,
+        settings: Settings,
+        topics: Topics,
+        clock: Clock,
+        tuning: WorkerTuning,
+        partitioner: KeyPartitioner | None = None,
+    ) -> Runtime:
         table = app.Table(
             "persons",
             default=None,
@@ -123,5 +134,6 @@ class Runtime:
             store=PersonStore(table),
             catalog=Catalog(),
             metrics=metrics,
-            outputs=Outputs(channels, metrics, topics.partitions),
+            outputs=Outputs(channels, metrics, topics.partitions, lambda: app.producer),
+            partitioner=partitioner or KeyPartitioner(),
         )

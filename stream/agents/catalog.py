@@ -14,8 +14,9 @@ from __future__ import annotations
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from cohorts.wire import CatalogRecord, ControlMessage, WireError
-from stream.catalog import parse_cohort_key
+from cohorts.validate import FilterError, definition_from_record
+from cohorts.wire import ControlMessage, WireError
+from stream.catalog import RESERVATION_PREFIX, parse_cohort_key, read_record
 from stream.runtime import Runtime
 
 __all__ = ["install"]
@@ -52,21 +53,33 @@ def install(app: faust.App, rt: Runtime) -> None:
         finally:
             await consumer.stop()
 
+    async def refuse(reason: str, event: faust.EventT) -> None:
+        msg = event.message
+        await outputs.dead_letter(reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
+
     @app.agent(channels.catalog, name="catalog-recalculate")
     async def announce_changes(stream: faust.StreamT) -> None:
+        """Also the one place that dead-letters bad catalog records (one group member reads each)."""
         await catalog.ready.wait()
         async for event in stream.events():
             cohort_id = parse_cohort_key(event.key)
             if cohort_id is None:
+                if not (event.key or b"").startswith(RESERVATION_PREFIX):
+                    await refuse("invalid catalog key", event)
                 continue
             current = catalog.cohort(cohort_id)
             if event.value is None:
                 team_id, version = (current.team_id if current else None), None
             else:
                 try:
-                    record = CatalogRecord.from_bytes(event.value)
+                    record = read_record(cohort_id, event.value)
                 except WireError:
+                    await refuse("invalid catalog record", event)
                     continue
+                try:
+                    definition_from_record(record)
+                except FilterError:  # still recalculated: the calculation report carries the error
+                    await refuse("invalid cohort definition", event)
                 if current is not None and current.version > record.version:
                     continue
                 team_id, version = record.team_id, record.version

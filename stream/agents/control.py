@@ -1,7 +1,9 @@
 """Control agent: ticks, recalculations and static membership, per partition of `cohort_control`.
 
     tick(now_us?)                      re-evaluate the partition's persons whose deadline has passed
-    recalculate(team, cohort, version) re-evaluate every person of the team held in this partition,
+                                       (only their cohorts whose own deadline has passed)
+    recalculate(team, cohort, version) re-evaluate that cohort (and what depends on it or is due)
+                                       for every person of the team held in this partition,
                                        reporting started/finished/count to cohort_calculation_reports
     static_add / static_remove         keyed team:person: update the record and re-evaluate
 
@@ -14,7 +16,8 @@ Ordering for every message (design §5):
    lost them between the state write and the produce).
 2. Each person: read, fold, write (if changed), then send its flips.
 3. A recalculation waits until the local catalog has the version it names (or times out and
-   reports the error); it yields to the event loop every `_CHUNK` persons.
+   reports the error); it yields to the event loop every `_CHUNK` persons. It first looks at each
+   record through a sketch and folds (reads, writes) only those the cohort changes.
 """
 
 from __future__ import annotations
@@ -25,17 +28,36 @@ from typing import Final
 import faust
 
 from cohorts.timestamps import format_iso
-from cohorts.topics import partition_for, person_key
+from cohorts.topics import person_key
 from cohorts.wire import CalculationReport, ControlMessage, WireError
 from stream import fold
+from stream.posthog import INT64_MAX, MAX_ID_CHARS
 from stream.runtime import Runtime
+from stream.state.codec import FORMAT_VERSION, sketch
 from stream.state.record import SOURCE_CONTROL, Origin
 
-__all__ = ["install"]
+__all__ = ["check_fields", "install"]
 
 #: Persons handled between two yields to the event loop during ticks and recalculations.
 _CHUNK: Final[int] = 256
 _TYPES: Final = frozenset({"tick", "recalculate", "static_add", "static_remove"})
+#: The last instant `format_iso` can write (9999-12-31T23:59:59.999999Z): a tick's `now_us` bound.
+_MAX_NOW_US: Final[int] = 253_402_300_799_999_999
+
+
+def check_fields(message: ControlMessage) -> None:
+    """WireError unless every field has the type the api and the timer write (JSON allows any)."""
+    if not isinstance(message.type, str) or message.type not in _TYPES:
+        raise WireError(f"unknown control type {message.type!r}")
+    for name in ("team_id", "cohort_id", "version"):
+        value = getattr(message, name)
+        if value is not None and not (type(value) is int and 0 <= value <= INT64_MAX):
+            raise WireError(f"{name} must be a non-negative 64-bit integer")
+    person_id = message.person_id
+    if person_id is not None and not (isinstance(person_id, str) and 0 < len(person_id) <= MAX_ID_CHARS):
+        raise WireError(f"person_id must be a non-empty string of at most {MAX_ID_CHARS} characters")
+    if message.now_us is not None and not (type(message.now_us) is int and 0 <= message.now_us <= _MAX_NOW_US):
+        raise WireError("now_us must be epoch microseconds between 1970 and 9999")
 
 
 def install(app: faust.App, rt: Runtime) -> None:
@@ -50,12 +72,16 @@ def install(app: faust.App, rt: Runtime) -> None:
             )
             await outputs.flips(fold.outbox_flips(record, team_id, person_id, start), replayed=True)
 
-    async def reevaluate_key(key: bytes, partition: int, origin: Origin, now_us: int) -> fold.FoldResult | None:
+    async def reevaluate_key(
+        key: bytes, partition: int, origin: Origin, now_us: int, cohorts: tuple[int, ...]
+    ) -> fold.FoldResult | None:
+        """Re-evaluate one person: `cohorts` changed definition (none for a tick); whatever is due
+        is evaluated too (stream.fold rule 5)."""
         raw, record = store.get(key)
         if record is None:
             return None
         team_id, person_id = fold.split_person_key(key.decode())
-        result = fold.reevaluate(record, team_id, person_id, origin, catalog.team(team_id), now_us)
+        result = fold.reevaluate(record, team_id, person_id, origin, catalog.team(team_id), now_us, cohorts)
         if result.record is not None:
             store.put(key, result.record, partition, raw)
         await outputs.flips(result.flips)
@@ -68,7 +94,7 @@ def install(app: faust.App, rt: Runtime) -> None:
         due = index.pop_due(now_us)
         metrics.deadline_backlog.labels(str(partition)).set(len(due))
         for done, key in enumerate(due, 1):
-            await reevaluate_key(key, partition, origin, now_us)
+            await reevaluate_key(key, partition, origin, now_us, ())
             if done % _CHUNK == 0:
                 await asyncio.sleep(0)
         metrics.deadlines_scheduled.labels(str(partition)).set(len(index))
@@ -97,10 +123,20 @@ def install(app: faust.App, rt: Runtime) -> None:
             return
         count = 0
         prefix = f"{team_id}:".encode()
-        for done, (key, _) in enumerate(store.scan(partition, prefix), 1):
-            result = await reevaluate_key(key, partition, origin, now_us)
-            if result is not None and result.record is not None and cohort_id in result.record.members:
-                count += 1
+        for done, (key, raw) in enumerate(store.scan(partition, prefix), 1):
+            first_look = sketch(raw)
+            team = catalog.team(team_id)
+            if first_look.version != FORMAT_VERSION:  # an old record: decoded and evaluated in full
+                result = await reevaluate_key(key, partition, origin, now_us, (cohort_id,))
+                count += result is not None and result.record is not None and cohort_id in result.record.members
+            elif fold.recalculation_changes(first_look, team, cohort_id, now_us):
+                _, person_id = fold.split_person_key(key.decode())
+                flips = fold.recalculate(first_look, team_id, person_id, origin, team, now_us, cohort_id)
+                store.put(key, first_look, partition, raw)
+                await outputs.flips(flips)
+                count += cohort_id in first_look.members
+            else:  # most persons: the record stays as it is (stream.fold.recalculation_changes)
+                count += cohort_id in first_look.members
             if done % _CHUNK == 0:
                 await asyncio.sleep(0)
         error = catalog.error(cohort_id)
@@ -116,6 +152,8 @@ def install(app: faust.App, rt: Runtime) -> None:
         result = fold.apply_static(record, message, origin, catalog.team(message.team_id), rt.clock())
         if result.record is not None:
             store.put(key, result.record, partition, raw)
+        elif result.outcome == "replayed" and raw is not None:
+            store.rewrite(key, raw)  # the changelog may lack the write the replayed input made
         metrics.outcomes.labels(result.outcome).inc()
         await outputs.flips(result.flips, replayed=result.outcome == "replayed")
 
@@ -129,15 +167,14 @@ def install(app: faust.App, rt: Runtime) -> None:
     def parse(raw: bytes | None, partition: int) -> ControlMessage:
         """A control message fit for its handler, or WireError (dead-lettered by the caller)."""
         message = ControlMessage.from_bytes(raw or b"")
-        if message.type not in _TYPES:
-            raise WireError(f"unknown control type {message.type!r}")
+        check_fields(message)
         if message.type == "recalculate" and message.cohort_id is None:
             raise WireError("recalculate needs cohort_id")
         if message.type in ("static_add", "static_remove"):
             if message.team_id is None or message.person_id is None or message.cohort_id is None:
                 raise WireError(f"{message.type} needs team_id, cohort_id and person_id")
             key = person_key(message.team_id, message.person_id).encode()
-            if partition_for(key, rt.topics.partitions) != partition:
+            if rt.partitioner.partition(key, rt.topics.partitions) != partition:
                 raise WireError(f"{message.type} on partition {partition}, but its key belongs elsewhere")
         return message
 

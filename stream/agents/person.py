@@ -14,9 +14,10 @@ import time
 
 import faust
 
-from cohorts.topics import partition_for, person_key
+from cohorts.topics import person_key
 from cohorts.wire import EventInput, WireError, decode_person_input
 from stream import fold
+from stream.metrics import LabelledChildren
 from stream.runtime import Runtime
 from stream.state.record import source_code
 
@@ -25,25 +26,32 @@ __all__ = ["install"]
 
 def install(app: faust.App, rt: Runtime) -> None:
     channels, outputs, metrics, store = rt.channels, rt.outputs, rt.metrics, rt.store
+    partitions, partition_of = rt.topics.partitions, rt.partitioner.partition
+    sources = {name: source_code(rt.topics, name) for name in (rt.topics.events, rt.topics.persons)}
+    received = metrics.messages_in.labels(rt.topics.person_inputs)
+    outcomes = LabelledChildren(metrics.outcomes)
 
     @app.agent(channels.person_inputs, name="person-fold")
     async def person_fold(stream: faust.StreamT) -> None:
         await rt.catalog.ready.wait()
         async for event in stream.events():
             msg = event.message
-            metrics.messages_in.labels(msg.topic).inc()
+            received.inc()
             try:
                 item = decode_person_input(event.value)
                 if item.source is None:
                     raise WireError("input without a source position")
-                origin = (source_code(rt.topics, item.source[0]), item.source[1], item.source[2])
+                source = sources.get(item.source[0])
+                if source is None:
+                    source = source_code(rt.topics, item.source[0])  # raises ValueError: not an input topic
+                origin = (source, item.source[1], item.source[2])
             except (WireError, ValueError):
                 await outputs.dead_letter(
                     "invalid person input", msg.topic, msg.partition, msg.offset, event.key, event.value
                 )
                 continue
             key = person_key(item.team_id, item.person_id).encode()
-            if event.key != key or partition_for(key, rt.topics.partitions) != msg.partition:
+            if event.key != key or partition_of(key, partitions) != msg.partition:
                 await outputs.dead_letter(
                     "wrong key or partition", msg.topic, msg.partition, msg.offset, event.key, event.value
                 )
@@ -57,6 +65,9 @@ def install(app: faust.App, rt: Runtime) -> None:
                 result = fold.apply_person(record, item, origin, team, rt.clock())
             if result.record is not None:
                 store.put(key, result.record, msg.partition, raw)
+            elif result.outcome == "replayed" and raw is not None:
+                store.rewrite(key, raw)  # the changelog may lack the write the replayed input made
             metrics.fold_seconds.observe(time.perf_counter() - started)
-            metrics.outcomes.labels(result.outcome).inc()
-            await outputs.flips(result.flips, replayed=result.outcome == "replayed")
+            outcomes.get(result.outcome).inc()
+            if result.flips:
+                await outputs.flips(result.flips, replayed=result.outcome == "replayed")

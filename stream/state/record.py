@@ -4,21 +4,25 @@ One record per person, so one input costs one read and one write. It holds the p
 properties and version, the deleted flag, per-matcher event state (sparse bucket counts per
 granularity, first-seen time, a bounded timestamp list where a sequence needs order), static
 memberships, the membership bit of every cohort (members only, with the definition version that
-made them one), the next deadline, the idempotence map and the outbox of recent flips.
+made them one), each cohort's next deadline and the earliest of them, the idempotence map and
+the outbox of recent flips.
 
 Invariants:
 - `members` lists exactly the cohorts whose last emitted flip for this person was `entered`.
 - `applied[(source, partition)]` is the highest source offset whose effect is in this record.
 - `outbox` keeps the last `OUTBOX_LIMIT` flips, oldest first, each with the position that caused it.
+- `deadlines[c]` is the earliest instant cohort `c` may change for this person without input (only
+  cohorts that have one); `next_deadline_us` is the earliest of them. `deadlines is None` only for
+  a record written before per-cohort deadlines were kept (format 1): the next evaluation is full.
 
 This module never encodes bytes (`stream.state.codec` does) and never evaluates conditions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, Protocol
 
 from cohorts.topics import Topics
 
@@ -29,6 +33,7 @@ __all__ = [
     "SOURCE_EVENTS",
     "SOURCE_PERSONS",
     "MatcherState",
+    "Outbox",
     "OutboxFlip",
     "PersonRecord",
     "RecordFacts",
@@ -71,15 +76,156 @@ class MatcherState:
     timestamps_us: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxFlip:
-    """A flip as emitted: re-emitted unchanged (same `at_us`, same version) after a replay."""
+class OutboxFlip(NamedTuple):
+    """A flip as emitted: re-emitted unchanged (same `at_us`, same version) after a replay.
+
+    A named tuple, not a dataclass: a record decodes up to `OUTBOX_LIMIT` of them per input.
+    """
 
     cohort_id: int
     entered: bool
     version: int
     at_us: int
     origin: Origin
+
+
+class _FlipLike(Protocol):
+    cohort_id: int
+    entered: bool
+    version: int
+    at_us: int
+
+
+#: An outbox group: [source, partition, offset, at_us, cohort_id, entered 0|1, version, ...].
+OutboxGroup = list[int]
+
+
+class Outbox:
+    """The last flips of a person, oldest first, each with the position that caused it.
+
+    Held as the codec's groups (one per input and instant, see `stream.state.codec`) until a caller
+    reads single flips (a replay, a re-emission, a test): most inputs only append and trim, so most
+    records never build their flips. Exactly one of the two forms is held at a time.
+    """
+
+    __slots__ = ("_flips", "_groups")
+
+    def __init__(self, flips: Iterable[OutboxFlip] = ()) -> None:
+        listed = list(flips)
+        self._flips: list[OutboxFlip] | None = listed or None
+        self._groups: list[OutboxGroup] | None = None if listed else []  # empty: append as groups
+
+    @classmethod
+    def from_groups(cls, groups: list[OutboxGroup]) -> Outbox:
+        """Raises ValueError for a group of the wrong shape (the codec reports corruption)."""
+        for group in groups:
+            if type(group) is not list or len(group) < 7 or len(group) % 3 != 1:
+                raise ValueError("outbox group of the wrong shape")
+        outbox = cls.__new__(cls)
+        outbox._flips = None
+        outbox._groups = groups
+        return outbox
+
+    # --- cheap in either form ----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        if self._groups is not None:
+            return sum((len(group) - 4) // 3 for group in self._groups)
+        assert self._flips is not None
+        return len(self._flips)
+
+    def add(self, flips: Sequence[_FlipLike], origin: Origin) -> None:
+        """Append the flips one input caused (oldest first)."""
+        if self._flips is not None:
+            self._flips.extend(OutboxFlip(f.cohort_id, f.entered, f.version, f.at_us, origin) for f in flips)
+            return
+        groups = self._groups
+        assert groups is not None
+        for flip in flips:
+            last = groups[-1] if groups else None
+            if (
+                last is None
+                or last[3] != flip.at_us
+                or last[2] != origin[2]
+                or last[1] != origin[1]
+                or last[0] != origin[0]
+            ):
+                last = [origin[0], origin[1], origin[2], flip.at_us]
+                groups.append(last)
+            last += (flip.cohort_id, 1 if flip.entered else 0, flip.version)
+
+    def trim(self, limit: int) -> None:
+        """Keep the newest `limit` flips."""
+        excess = len(self) - limit
+        if excess <= 0:
+            return
+        if self._flips is not None:
+            del self._flips[:excess]
+            return
+        groups = self._groups
+        assert groups is not None
+        while excess > 0:
+            size = (len(groups[0]) - 4) // 3
+            if size <= excess:
+                del groups[0]
+                excess -= size
+            else:
+                del groups[0][4 : 4 + 3 * excess]
+                excess = 0
+
+    def groups(self) -> list[OutboxGroup]:
+        """The codec's form: consecutive flips with one origin and instant share a group."""
+        if self._groups is not None:
+            return self._groups
+        groups: list[OutboxGroup] = []
+        last: OutboxGroup | None = None
+        for flip in self._flips or ():
+            origin = flip.origin
+            if last is None or last[3] != flip.at_us or tuple(last[:3]) != origin:
+                last = [origin[0], origin[1], origin[2], flip.at_us]
+                groups.append(last)
+            last += (flip.cohort_id, 1 if flip.entered else 0, flip.version)
+        return groups
+
+    def highest_offset(self, source: int) -> int:
+        """The highest offset of `source` among the flips' origins (-1: none)."""
+        if self._groups is not None:
+            return max((group[2] for group in self._groups if group[0] == source), default=-1)
+        return max((f.origin[2] for f in self._flips or () if f.origin[0] == source), default=-1)
+
+    # --- flip by flip --------------------------------------------------------------------------
+
+    def flips(self) -> list[OutboxFlip]:
+        if self._flips is None:
+            flips: list[OutboxFlip] = []
+            for group in self._groups or ():
+                origin = (group[0], group[1], group[2])
+                at_us = group[3]
+                for i in range(4, len(group), 3):
+                    flips.append(_new_flip(OutboxFlip, (group[i], group[i + 1] == 1, group[i + 2], at_us, origin)))
+            self._flips, self._groups = flips, None
+        return self._flips
+
+    def __iter__(self) -> Iterator[OutboxFlip]:
+        return iter(self.flips())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.flips()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Outbox):
+            return self.flips() == other.flips()
+        if isinstance(other, list):
+            return self.flips() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Outbox({self.flips()!r})"
+
+
+_new_flip = tuple.__new__  # OutboxFlip is a named tuple: build it without its keyword-parsing __new__
 
 
 @dataclass(slots=True)
@@ -92,9 +238,14 @@ class PersonRecord:
     static: set[int] = field(default_factory=set)
     members: dict[int, int] = field(default_factory=dict)
     next_deadline_us: int | None = None
+    deadlines: dict[int, int] | None = field(default_factory=dict)
     evaluated_at_us: int = 0
     applied: dict[tuple[int, int], int] = field(default_factory=dict)
-    outbox: list[OutboxFlip] = field(default_factory=list)
+    outbox: Outbox = field(default_factory=Outbox)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.outbox, Outbox):  # a list of flips, as tests write them
+            self.outbox = Outbox(self.outbox)
 
 
 _EMPTY_BUCKETS: Final[Mapping[int, int]] = {}

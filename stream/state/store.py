@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Final
 
-from stream.state.codec import decode, encode, peek_control_flip_offset, peek_deadline
+from stream.state.codec import RecordSketch, decode, encode, peek_control_flip_offset, peek_deadline
 from stream.state.deadlines import DeadlineIndex
 from stream.state.record import PersonRecord
 
@@ -36,8 +36,10 @@ class PersonStore:
         raw = self._table.get(key)
         return raw, (None if raw is None else decode(raw))
 
-    def put(self, key: bytes, record: PersonRecord, partition: int, previous: bytes | None = None) -> bool:
-        """Write `record` unless its bytes equal `previous`; returns whether it wrote.
+    def put(
+        self, key: bytes, record: PersonRecord | RecordSketch, partition: int, previous: bytes | None = None
+    ) -> bool:
+        """Write `record` (or a settled sketch of it) unless its bytes equal `previous`; returns whether it wrote.
 
         The deadline index is updated either way: a tick pops due keys before re-evaluating them.
         """
@@ -49,6 +51,11 @@ class PersonStore:
             return False
         self._table[key] = raw
         return True
+
+    def rewrite(self, key: bytes, raw: bytes) -> None:
+        """Write the stored bytes again, so the changelog has them: after a crash, the input being
+        replayed may have been written here while its changelog message was never sent (design §5)."""
+        self._table[key] = raw
 
     def scan(self, partition: int, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """(key, record bytes) of one partition in key order, optionally under a key prefix."""

@@ -8,6 +8,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from cohorts.topics import partition_for, person_key
+from stream.partitioner import KeyPartitioner
 
 
 @pytest.mark.parametrize("partitions", [1, 3, 16, 64])
@@ -17,3 +18,22 @@ def test_aiokafka_default_partitioner_agrees_with_partition_for(partitions: int)
     for n in range(500):
         key = person_key(n % 7, f"018f-{n:04x}-person-ü").encode()
         assert chooser(key, everyone, everyone) == partition_for(key, partitions)
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 16, 64])
+def test_the_worker_partitioner_agrees_with_aiokafka_and_remembers_within_its_size(partitions: int):
+    """Scenario: the worker's producer partitioner answers as aiokafka's default one, asked twice per
+    key and with a map small enough to be emptied several times on the way."""
+    chooser = DefaultPartitioner()
+    worker = KeyPartitioner(size=50)
+    everyone = list(range(partitions))
+    for n in range(300):
+        key = person_key(n % 5, f"p-{n}").encode()
+        expected = chooser(key, everyone, everyone)
+        assert worker(key, everyone, everyone) == expected == worker.partition(key, partitions)
+
+
+def test_the_worker_partitioner_sends_keyless_messages_to_an_available_partition():
+    worker = KeyPartitioner()
+    assert {worker(None, [0, 1, 2], [2]) for _ in range(20)} == {2}
+    assert worker(None, [0, 1, 2], []) in {0, 1, 2}

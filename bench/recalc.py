@@ -1,0 +1,273 @@
+"""Benchmark: recalculating one new cohort over 1,000,000 persons held in state, in one process.
+
+    .venv/bin/python -m bench.recalc                          # 1,000,000 persons, 16 partitions
+    .venv/bin/python -m bench.recalc --persons 100000 --mode both
+
+In process, no Kafka and no faust: the person records sit in RocksDB partitions opened with the
+worker's options (`stream.runtime.ROCKSDB_OPTIONS`, through faust's `RocksDBOptions`) and are read,
+folded and written through `stream.state.store.PersonStore`, exactly as the control agent's
+`recalculate` does for each partition (stream/agents/control.py), minus producing flips (counted)
+and yielding to the event loop. A worker holding all partitions does the same work one partition
+after the other, so the sum over partitions is what one worker process spends.
+
+The records are realistic, not random: `bench.fold_micro` folds `--templates` demo persons and
+their events (fixed clock, 100 cohorts) into records, and the 1,000,000 keys each get one of them
+(a record holds no person id). Keys are spread over partitions by crc32 (placement does not change
+the work). Then new cohorts are added to the catalog, one at a time, and each is recalculated:
+
+- `fast` (this build): a sketch of every record (`stream.state.codec.sketch`), settled and written
+  back only where the cohort changes it (`stream.fold.recalculation_changes`, `fold.recalculate`);
+- `full`: the algorithm before it: every record decoded and every cohort of the team re-evaluated
+  (`fold.reevaluate(..., cohorts=None)`) and encoded again; it counts the records it would write but
+  writes none, so the fast mode after it starts from the same state (the write is not timed). Slow:
+  by default it runs on the first `--full-sample` persons of each partition and the total is
+  extrapolated (said so).
+
+Prints persons per second, seconds per 1,000,000 persons, records written, members, and the process's
+peak RSS (which includes the RocksDB caches and memtables of every partition).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import resource
+import shutil
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from faust.stores.rocksdb import RocksDBOptions
+
+import bench.fold_micro as micro
+from bench.common import DEFAULT_BASE_US
+from cohorts.topics import Topics
+from cohorts.validate import normalise_filters
+from cohorts.wire import CatalogRecord
+from stream import fold
+from stream.catalog import Catalog
+from stream.runtime import ROCKSDB_OPTIONS
+from stream.state.record import SOURCE_CONTROL
+from stream.state.store import PersonStore
+
+__all__ = ["NEW_COHORTS", "run"]
+
+#: The cohorts recalculated, one at a time: a person property, a behavioural condition on a matcher
+#: already held, and one referring to an existing cohort (so its dependants' machinery runs).
+NEW_COHORTS: dict[str, dict[str, Any]] = {
+    "person property": {
+        "properties": {
+            "type": "AND",
+            "values": [
+                {"type": "person", "key": "country", "operator": "exact", "value": "DE"},
+                {"type": "person", "key": "age", "operator": "gt", "value": 40},
+            ],
+        }
+    },
+    "behavioural": {
+        "properties": {
+            "type": "AND",
+            "values": [
+                {
+                    "type": "behavioral",
+                    "key": "$pageview",
+                    "value": "performed_event_multiple",
+                    "event_type": "events",
+                    "time_value": 7,
+                    "time_interval": "day",
+                    "operator": "gte",
+                    "operator_value": 2,
+                },
+            ],
+        }
+    },
+    "cohort reference": {
+        "properties": {
+            "type": "OR",
+            "values": [
+                {"type": "cohort", "key": "id", "value": 1},
+                {"type": "person", "key": "plan", "operator": "exact", "value": "enterprise"},
+            ],
+        }
+    },
+}
+
+
+class _Partitions:
+    """What `PersonStore` needs of a faust table: get/set by key, and each partition's RocksDB."""
+
+    def __init__(self, root: Path, partitions: int) -> None:
+        options = RocksDBOptions(**ROCKSDB_OPTIONS)
+        self.dbs = [options.open(root / f"p{p}") for p in range(partitions)]
+        self.data = self  # PersonStore.scan reads `table.data._db_for_partition(p)`
+
+    def partition_of(self, key: bytes) -> int:
+        return zlib.crc32(key) % len(self.dbs)
+
+    def _db_for_partition(self, partition: int) -> Any:
+        return self.dbs[partition]
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.dbs[self.partition_of(key)].get(key)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.dbs[self.partition_of(key)].put(key, value)
+
+    def close(self) -> None:
+        for db in self.dbs:
+            db.close()
+
+
+@dataclass
+class _Result:
+    persons: int = 0
+    seconds: float = 0.0
+    cpu_s: float = 0.0
+    folded: int = 0
+    written: int = 0
+    members: int = 0
+    flips: int = 0
+
+
+def _templates(catalog: Catalog, persons: int, events: int) -> list[bytes]:
+    """Encoded records of `persons` demo persons after `events` events (fold_micro, fixed clock)."""
+    topics = Topics(prefix="recalc_", partitions=16)
+    people, stream = micro._messages(topics, 1, persons, events, 7, True)
+    worker = micro._Worker(catalog, topics, False)
+    micro._phase(worker, people)
+    micro._phase(worker, stream)
+    return list(worker.table.values())
+
+
+def _load(table: _Partitions, templates: list[bytes], persons: int) -> None:
+    from rocksdict import WriteBatch
+
+    batches = [WriteBatch(raw_mode=True) for _ in table.dbs]
+    for n in range(persons):
+        key = f"1:{hashlib.md5(str(n).encode()).hexdigest()}".encode()
+        batches[table.partition_of(key)].put(key, templates[n % len(templates)])
+        if n % 100_000 == 99_999:
+            for db, batch in zip(table.dbs, batches, strict=True):
+                db.write(batch)
+            batches = [WriteBatch(raw_mode=True) for _ in table.dbs]
+    for db, batch in zip(table.dbs, batches, strict=True):
+        db.write(batch)
+
+
+def _scan(store: PersonStore, partitions: int, limit: int | None) -> Iterator[tuple[int, bytes, bytes]]:
+    for partition in range(partitions):
+        for n, (key, raw) in enumerate(store.scan(partition, b"1:")):
+            if limit is not None and n >= limit:
+                break
+            yield partition, key, raw
+
+
+def _recalculate(
+    store: PersonStore, catalog: Catalog, cohort_id: int, partitions: int, mode: str, limit: int | None
+) -> _Result:
+    """One cohort over every partition, as `control.recalculate` does (fast) or did (full)."""
+    from stream.state.codec import decode, encode, sketch
+
+    result = _Result()
+    origin = (SOURCE_CONTROL, 0, cohort_id)
+    now_us = DEFAULT_BASE_US
+    wall, cpu = time.perf_counter(), time.process_time()
+    for partition, key, raw in _scan(store, partitions, limit):
+        result.persons += 1
+        team = catalog.team(1)
+        if mode == "fast":
+            first_look = sketch(raw)
+            if fold.recalculation_changes(first_look, team, cohort_id, now_us):
+                _, person_id = fold.split_person_key(key.decode())
+                result.flips += len(fold.recalculate(first_look, 1, person_id, origin, team, now_us, cohort_id))
+                result.folded += 1
+                result.written += store.put(key, first_look, partition, raw)
+            result.members += cohort_id in first_look.members
+            continue
+        team_id, person_id = fold.split_person_key(key.decode())
+        folded = fold.reevaluate(decode(raw), team_id, person_id, origin, team, now_us, None)
+        result.folded += 1
+        assert folded.record is not None
+        result.written += encode(folded.record) != raw  # not written: the fast mode starts from this state
+        result.members += cohort_id in folded.record.members
+        result.flips += len(folded.flips)
+    result.seconds = time.perf_counter() - wall
+    result.cpu_s = time.process_time() - cpu
+    return result
+
+
+def run(
+    *,
+    persons: int,
+    partitions: int,
+    templates: int,
+    template_events: int,
+    modes: list[str],
+    full_sample: int | None,
+    work_dir: Path,
+) -> None:
+    catalog = Catalog()
+    for offset, record in enumerate(micro.micro_catalog(1, 100)):
+        catalog.apply(str(record.id).encode(), record.to_bytes(), offset)
+    started = time.perf_counter()
+    records = _templates(catalog, templates, template_events)
+    mean = sum(map(len, records)) / len(records)
+    print(f"{len(records):,} template records from {templates:,} persons and {template_events:,} events "
+          f"in {time.perf_counter() - started:.1f}s, mean {mean:.0f} bytes")  # fmt: skip
+    table = _Partitions(work_dir, partitions)
+    try:
+        started = time.perf_counter()
+        _load(table, records, persons)
+        print(f"{persons:,} records written to {partitions} RocksDB partitions in {time.perf_counter() - started:.1f}s")
+        store = PersonStore(table)
+        print(f"{'cohort':18} {'mode':5} {'persons':>10} {'seconds':>8} {'cpu s':>7} {'persons/s':>10} "
+              f"{'s per 1M':>9} {'folded':>9} {'written':>9} {'members':>9}")  # fmt: skip
+        for n, (name, filters) in enumerate(NEW_COHORTS.items()):
+            cohort_id = 1_000 + n
+            record = CatalogRecord(id=cohort_id, team_id=1, version=1, name=name, filters=normalise_filters(filters))
+            catalog.apply(str(cohort_id).encode(), record.to_bytes(), 10_000 + n)
+            for mode in modes:
+                limit = None if mode == "fast" or full_sample is None else max(full_sample // partitions, 1)
+                found = _recalculate(store, catalog, cohort_id, partitions, mode, limit)
+                note = "" if limit is None else f"  (sample of {found.persons:,}, extrapolated)"
+                print(f"{name:18} {mode:5} {found.persons:10,} {found.seconds:8.2f} {found.cpu_s:7.2f} "
+                      f"{found.persons / found.seconds:10,.0f} {1e6 * found.seconds / found.persons:9.1f} "
+                      f"{found.folded:9,} {found.written:9,} {found.members:9,}{note}")  # fmt: skip
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS {rss_mb:,.0f} MB (Python, {partitions} RocksDB partitions' caches and memtables)")
+    finally:
+        table.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.recalc", description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--templates", type=int, default=20_000, help="distinct demo persons folded into records")
+    parser.add_argument("--template-events", type=int, default=60_000)
+    parser.add_argument("--mode", choices=("fast", "full", "both"), default="fast")
+    parser.add_argument("--full-sample", type=int, default=20_000, help="persons the full mode runs on (0: all)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary directory, removed")
+    args = parser.parse_args(argv)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="cohorts-recalc-"))
+    try:
+        run(
+            persons=args.persons,
+            partitions=args.partitions,
+            templates=args.templates,
+            template_events=args.template_events,
+            modes=["full", "fast"] if args.mode == "both" else [args.mode],
+            full_sample=args.full_sample or None,
+            work_dir=work_dir,
+        )
+    finally:
+        if args.work_dir is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Three fixes to faust's fetching around rebalances, without which restarted workers skip inputs.
+
+All were found by the SIGKILL and rebalance scenarios of tests/reliability (docs/reliability.md,
+"Defects found") and show the same way: a partition resumes past inputs nobody processed.
+
+1. **Fetch only after the seek.** At the end of a rebalance faust resumes the input partitions and
+   then seeks them to their committed offsets (`Recovery.on_recovery_completed`). Records fetched in
+   between are handed to the streams while flow control still discards them; after the seek the rest
+   of that batch arrives, its first record lies beyond the offset just sought to, faust files the
+   offsets in between as a "gap" (counted as processed, meant for compacted topics), and drops the
+   re-fetched records of that range as already read. Here the input partitions of an assignment stay
+   out of the fetch until `perform_seek` has run and the flow resumes.
+
+2. **Fetch exactly the partitions asked for.** faust passes its live set of active partitions to
+   the consumer thread, which may change it meanwhile, and aiokafka reads an empty set as "every
+   partition": records of partitions faust is not reading are then fetched (their position moves on)
+   and silently dropped by faust. Here the thread gets a copy, and an empty one fetches nothing.
+
+3. **Re-read what was never committed.** After a rebalance faust drops the records its streams had
+   queued and seeks every partition back to its committed offset, but aiokafka moves only those
+   whose committed offset is above 0: a partition with no commit yet (a new group, or one whose
+   first commit had not happened) keeps its position, and the dropped records are never delivered.
+   Here such partitions are sought to their beginning, which is where they started.
+
+`safe_fetching(app)` must be called before the worker starts; it wraps whatever consumer class the
+app uses (stream.read_committed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.transport.consumer import ensure_TPset
+
+__all__ = ["safe_fetching"]
+
+
+def safe_fetching(app: faust.App) -> None:
+    base = app.transport.Consumer
+
+    class SafeFetchingConsumer(base):  # type: ignore[misc, valid-type]
+        #: Input partitions of the current assignment that have not been sought yet.
+        _unsought: frozenset[Any] = frozenset()
+
+        #: Whether `perform_seek` ran since the assignment (the held partitions may then be fetched).
+        _sought: bool = False
+
+        async def on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
+            self._unsought = frozenset(tp for tp in assigned if not self._is_changelog_tp(tp))
+            self._sought = False
+            await super().on_partitions_assigned(assigned, generation_id)
+
+        def _set_active_tps(self, tps: set[Any]) -> set[Any]:
+            active = super()._set_active_tps(tps)
+            active.difference_update(self._unsought)
+            return active
+
+        def resume_partitions(self, tps: Iterable[Any]) -> None:
+            super().resume_partitions(ensure_TPset(tps) - self._unsought)
+
+        async def perform_seek(self) -> None:
+            await super().perform_seek()
+            self._sought = True
+
+        def resume_flow(self) -> None:
+            """Release the held partitions with the flow: records fetched while faust's flow control
+            is still suspended would be dropped by it, after their offsets were read."""
+            if self._sought and self._unsought:
+                held, self._unsought = self._unsought, frozenset()
+                super().resume_partitions(held)
+            super().resume_flow()
+
+        async def seek_to_committed(self) -> Any:
+            committed = await super().seek_to_committed()
+            never = [tp for tp, offset in committed.items() if not offset]  # None or 0: not moved
+            if never:
+                await self._thread.seek_to_beginning(*never)
+            return committed
+
+        async def _getmany(self, active_partitions: set[Any] | None, timeout: float) -> Any:
+            if active_partitions is not None:
+                active_partitions = frozenset(active_partitions)
+                if not active_partitions:
+                    return {}
+            return await super()._getmany(active_partitions, timeout)
+
+    SafeFetchingConsumer.__name__ = base.__name__
+    app.transport.Consumer = SafeFetchingConsumer
