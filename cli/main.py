@@ -6,6 +6,7 @@ cohorts kafka start|stop|status the local broker
 cohorts topics create           every topic of design §3, verified
 cohorts projects create         prints {"id": ...}
 cohorts keys create             prints {"key": "phx_...", ...}
+cohorts backfill | replay       re-read the events topic for state the worker does not hold
 """
 
 from __future__ import annotations
@@ -208,6 +209,69 @@ def keys_create(
         _emit(create_key(load_settings(), project, user_email, scope_list))
     except AdminError as exc:
         raise CliError(str(exc)) from exc
+
+
+_FROM_TIME = typer.Option(help="Re-read events from this time: ISO 8601 (2026-10-01T00:00:00Z) or relative (-30d).")
+_FROM_OFFSET = typer.Option(help="Re-read every events partition from this offset instead.")
+_WAIT = typer.Option(help="Seconds to wait for the worker to fold what was sent (0: do not wait).")
+
+
+@app.command()
+@one_line_errors
+def backfill(
+    cohort: Annotated[int, typer.Argument(help="Cohort id; the cohorts it refers to are backfilled too.")],
+    from_time: Annotated[str | None, _FROM_TIME] = None,
+    from_offset: Annotated[int | None, _FROM_OFFSET] = None,
+    wait: Annotated[float, _WAIT] = 300.0,
+) -> None:
+    """Count past events a new cohort's conditions need: re-read clickhouse_events_json (default: all of it)."""
+    _run_backfill(cohort_id=cohort, team_id=None, from_time=from_time, from_offset=from_offset, wait=wait)
+
+
+@app.command()
+@one_line_errors
+def replay(
+    project: Annotated[int, typer.Option(help="Project (team) id: every live cohort of it.")],
+    from_time: Annotated[str | None, _FROM_TIME] = None,
+    from_offset: Annotated[int | None, _FROM_OFFSET] = None,
+    wait: Annotated[float, _WAIT] = 300.0,
+) -> None:
+    """Re-read clickhouse_events_json for every live cohort of a project; what was counted is not counted again."""
+    _run_backfill(cohort_id=None, team_id=project, from_time=from_time, from_offset=from_offset, wait=wait)
+
+
+def _run_backfill(
+    *, cohort_id: int | None, team_id: int | None, from_time: str | None, from_offset: int | None, wait: float
+) -> None:
+    from cli.backfill import BackfillError, BackfillRequest, run_backfill
+    from cli.progress import BarProgress
+    from cohorts.dates import DateValueError, resolve_date
+    from stream.clock import wall_clock_us
+
+    if from_time is not None and from_offset is not None:
+        raise CliError("give --from-time or --from-offset, not both")
+    if from_offset is not None and from_offset < 0:
+        raise CliError("--from-offset must be 0 or more")
+    now_us = wall_clock_us()
+    try:
+        from_time_us = None if from_time is None else resolve_date(from_time, now_us)
+    except DateValueError as exc:
+        raise CliError(f"--from-time: {exc}") from exc
+    request = BackfillRequest(
+        cohort_id=cohort_id,
+        team_id=team_id,
+        from_time_us=from_time_us,
+        from_offset=from_offset,
+        wait_folded_s=wait if wait > 0 else None,
+    )
+    try:
+        with BarProgress("re-reading events") as progress:
+            summary = run_backfill(load_settings(), request, now_us, progress)
+    except BackfillError as exc:
+        raise CliError(str(exc)) from exc
+    typer.echo(summary.line())
+    if summary.folded is False:
+        raise CliError(f"the worker did not fold the backfilled events within {wait:g} s (cohorts status)")
 
 
 def main() -> None:

@@ -14,22 +14,12 @@ production cluster at any time.
 
 from __future__ import annotations
 
-import logging
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
-from confluent_kafka import (
-    OFFSET_INVALID,
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaError,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_INVALID, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from cli.kafka_read import Range, list_offsets, read_ranges, settled
 from cli.tail import format_change
 from cohorts.settings import Settings
 from cohorts.topics import Topics
@@ -37,20 +27,6 @@ from cohorts.wire import CatalogRecord, MembershipChange, WireError
 from infra.kafka_admin import admin_client
 
 __all__ = ["collect_status", "render_status", "worker_group", "worker_input_topics"]
-
-_Range = tuple[int, int]  # [start, end) offsets of one partition
-#: Errors Kafka answers with while partition leaders or a group coordinator are still being settled.
-_SETTLING = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-        KafkaError.NOT_COORDINATOR,
-    }
-)
-_T = TypeVar("_T")
 
 
 def worker_group(settings: Settings) -> str:
@@ -78,8 +54,8 @@ def _collect(settings: Settings, flips: int, timeout_s: float) -> dict[str, Any]
     partitions = {name: len(t.partitions) for name, t in metadata.topics.items() if not t.error}
     specs = topics.specs()
     present = [TopicPartition(s.name, p) for s in specs if s.name in partitions for p in range(partitions[s.name])]
-    low = _offsets(admin, present, OffsetSpec.earliest(), timeout_s)
-    high = _offsets(admin, present, OffsetSpec.latest(), timeout_s)
+    low = list_offsets(admin, present, OffsetSpec.earliest(), timeout_s)
+    high = list_offsets(admin, present, OffsetSpec.latest(), timeout_s)
     spans = {tp: (low[tp], high[tp]) for tp in low.keys() & high.keys()}
     return {
         "bootstrap": settings.bootstrap,
@@ -99,43 +75,17 @@ def _collect(settings: Settings, flips: int, timeout_s: float) -> dict[str, Any]
     }
 
 
-def _offsets(
-    admin: AdminClient, tps: list[TopicPartition], spec: OffsetSpec, timeout_s: float
-) -> dict[tuple[str, int], int]:
-    if not tps:
-        return {}
-
-    def fetch() -> dict[tuple[str, int], int]:
-        futures = admin.list_offsets({tp: spec for tp in tps}, request_timeout=timeout_s)
-        return {(tp.topic, tp.partition): f.result(timeout=timeout_s).offset for tp, f in futures.items()}
-
-    return _settled(fetch, timeout_s)
-
-
-def _settled(fetch: Callable[[], _T], timeout_s: float) -> _T:
-    """`fetch()`, retried while leaders or the group coordinator settle (fresh topics and clusters)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return fetch()
-        except KafkaException as exc:
-            error = exc.args[0]
-            if not (error.retriable() or error.code() in _SETTLING) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def _span_total(spans: dict[tuple[str, int], _Range], topic: str) -> int:
+def _span_total(spans: dict[tuple[str, int], Range], topic: str) -> int:
     """High minus low watermark, summed: the message count (an upper bound on a compacted topic)."""
     return sum(end - start for (name, _), (start, end) in spans.items() if name == topic)
 
 
 def _worker_group(
-    admin: AdminClient, settings: Settings, topics: Topics, spans: dict[tuple[str, int], _Range], timeout_s: float
+    admin: AdminClient, settings: Settings, topics: Topics, spans: dict[tuple[str, int], Range], timeout_s: float
 ) -> dict[str, Any]:
     """Committed offsets against high watermarks; a partition with nothing committed lags by all it holds."""
     group = worker_group(settings)
-    description = _settled(
+    description = settled(
         lambda: admin.describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout=timeout_s),
         timeout_s,
     )
@@ -144,7 +94,7 @@ def _worker_group(
     committed: dict[tuple[str, int], int] = {}
     if consumed:
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in consumed])
-        answer = _settled(
+        answer = settled(
             lambda: admin.list_consumer_group_offsets([request], request_timeout=timeout_s)[group].result(
                 timeout=timeout_s
             ),
@@ -171,7 +121,7 @@ def _worker_group(
 
 
 def _read_tails(
-    settings: Settings, topics: Topics, spans: dict[tuple[str, int], _Range], flips: int, timeout_s: float
+    settings: Settings, topics: Topics, spans: dict[tuple[str, int], Range], flips: int, timeout_s: float
 ) -> dict[str, Any]:
     """The whole catalog partition and the last `flips` messages of each membership partition, in one pass."""
     ranges = {tp: span for tp, span in spans.items() if tp[0] == topics.catalog and span[0] < span[1]}
@@ -183,7 +133,7 @@ def _read_tails(
     cohorts: dict[str, bool] = {}  # cohort id -> deleted
     unreadable = 0
     changes: list[tuple[int, int, int, MembershipChange]] = []
-    for message in _read(settings, ranges, timeout_s):
+    for message in read_ranges(settings, ranges, timeout_s):
         key, value = message.key(), message.value()
         if message.topic() == topics.catalog:
             cohort_id = key.decode("utf-8", "replace") if key else ""
@@ -210,51 +160,6 @@ def _read_tails(
         "recent_flips": [change.to_dict() for *_, change in changes[-flips:]] if flips > 0 else [],
         "unreadable_messages": unreadable,
     }
-
-
-def _read(settings: Settings, ranges: dict[tuple[str, int], _Range], timeout_s: float) -> Iterator[Any]:
-    """Messages of each [start, end) range, by assignment (no group join, no commit)."""
-    if not ranges:
-        return
-    logger = logging.getLogger("cohorts.status.librdkafka")
-    logger.propagate = False
-    logger.addHandler(logging.NullHandler())
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"cohorts-status-{uuid.uuid4().hex[:8]}",  # required by librdkafka; never joined
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "logger": logger,
-        }
-    )
-    try:
-        consumer.assign([TopicPartition(topic, p, start) for (topic, p), (start, _) in ranges.items()])
-        pending = {tp: end for tp, (_, end) in ranges.items()}
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"status: reading {', '.join(sorted({t for t, _ in pending}))} took over {timeout_s}s"
-                )
-            batch = consumer.consume(num_messages=500, timeout=0.2)
-            if not batch:
-                # Compaction and control records leave offset gaps: trust the position, not the last offset seen.
-                positions = consumer.position([TopicPartition(t, p) for t, p in pending])
-                for tp in positions:
-                    if tp.offset >= pending[(tp.topic, tp.partition)]:
-                        del pending[(tp.topic, tp.partition)]
-            for message in batch:
-                if message.error():
-                    continue
-                tp = (message.topic(), message.partition())
-                if tp not in pending or message.offset() >= pending[tp]:
-                    continue
-                yield message
-                if message.offset() + 1 >= pending[tp]:
-                    del pending[tp]
-    finally:
-        consumer.close()
 
 
 def render_status(status: dict[str, Any]) -> str:

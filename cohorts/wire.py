@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import orjson
 
 __all__ = [
+    "BackfillInput",
     "CalculationReport",
     "CatalogRecord",
     "ControlMessage",
@@ -166,7 +167,39 @@ class PersonInput(_Message):
         }
 
 
-def decode_person_input(raw: bytes) -> EventInput | PersonInput:
+@dataclass(frozen=True, slots=True)
+class BackfillInput(_Message):
+    """A past event re-read from `clickhouse_events_json` for the named matchers only (design-engine §7).
+
+    Sent by `cohorts backfill` / `cohorts replay`, keyed `team:person` like every person input.
+    `source` is the event's own [topic, partition, offset]: the fold counts it into a matcher only
+    where live ingest did not (its offset is below the first one that matcher counted live from
+    that partition) and only once (above the matcher's backfill high-water mark there).
+    """
+
+    kind: ClassVar[str] = "backfill"
+    team_id: int
+    person_id: str
+    event: str
+    timestamp_us: int
+    properties: dict[str, Any]
+    matchers: list[str]
+    source: tuple[str, int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "team_id": self.team_id,
+            "person_id": self.person_id,
+            "event": self.event,
+            "timestamp_us": self.timestamp_us,
+            "properties": self.properties,
+            "matchers": self.matchers,
+            "source": self.source,
+            "kind": "backfill",
+        }
+
+
+def decode_person_input(raw: bytes) -> EventInput | PersonInput | BackfillInput:
     """Decode one `cohort_person_inputs` value by its `kind` field."""
     try:
         data = orjson.loads(raw)
@@ -181,6 +214,8 @@ def decode_person_input(raw: bytes) -> EventInput | PersonInput:
         return EventInput.from_dict(data)
     if kind == "person":
         return PersonInput.from_dict(data)
+    if kind == "backfill":
+        return BackfillInput.from_dict(data)
     raise WireError(f"person input: unknown kind {kind!r}")
 
 

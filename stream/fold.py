@@ -38,15 +38,16 @@ import orjson
 from cohorts.properties import match_event
 from cohorts.requirements import MatcherRequirement
 from cohorts.timebase import BUCKET_US
-from cohorts.wire import ControlMessage, EventInput, PersonInput
+from cohorts.wire import BackfillInput, ControlMessage, EventInput, PersonInput
 from stream.catalog import TeamCatalog
 from stream.state.codec import RecordSketch
-from stream.state.record import OUTBOX_LIMIT, MatcherState, Origin, PersonRecord, RecordFacts
+from stream.state.record import OUTBOX_LIMIT, SOURCE_BACKFILL, MatcherState, Origin, PersonRecord, RecordFacts
 
 __all__ = [
     "MAX_TIMESTAMPS",
     "Flip",
     "FoldResult",
+    "apply_backfill",
     "apply_event",
     "apply_person",
     "apply_static",
@@ -112,9 +113,55 @@ def apply_event(
     affected = _ALL if not record.known else _cohorts_of(team, matched)
     record.known = True
     for requirement in matched:
-        _count(record, requirement, item.timestamp_us)
+        state = _count(record, requirement, item.timestamp_us)
+        if state.live_from is not None and origin[1] not in state.live_from:
+            state.live_from[origin[1]] = origin[2]
     record.applied[(origin[0], origin[1])] = origin[2]
     return FoldResult(record, _settle(record, item.team_id, item.person_id, origin, team, now_us, affected))
+
+
+def apply_backfill(record: PersonRecord | None, item: BackfillInput, team: TeamCatalog, now_us: int) -> FoldResult:
+    """A past event for the matchers it names, counted where live ingest did not count it (design-engine §7).
+
+    Per named matcher the team still tracks and whose filters the event matches: skipped if the
+    matcher counted this event partition live from an offset at or below the event's (it was
+    counted then), or if a backfill already counted this offset (a replay); else counted, and the
+    high-water mark moves. The record's live idempotence map is not touched.
+    """
+    _, partition, offset = item.source
+    origin: Origin = (SOURCE_BACKFILL, partition, offset)
+    if record is not None and record.deleted:
+        return FoldResult(None, [], "deleted_person")
+    requirements = team.requirements
+    counted: list[MatcherRequirement] = []
+    replayed = False
+    for matcher_hash in item.matchers:
+        requirement = requirements.get(matcher_hash)
+        if requirement is None or requirement.event != item.event:
+            continue
+        if not match_event(requirement.filters, item.properties, item.timestamp_us):
+            continue
+        state = None if record is None else record.matchers.get(matcher_hash)
+        if state is not None:
+            if state.live_from is None or offset >= state.live_from.get(partition, offset + 1):
+                continue
+            if offset <= state.backfilled.get(partition, -1):
+                replayed = True
+                continue
+        counted.append(requirement)
+    if not counted:
+        if replayed and record is not None:
+            return FoldResult(None, _replayed(record, origin, item.team_id, item.person_id), "replayed")
+        return FoldResult(None, [], "unchanged")
+    if record is None:
+        record = PersonRecord()
+    affected = _ALL if not record.known else _cohorts_of(team, counted)
+    record.known = True
+    for requirement in counted:
+        _count(record, requirement, item.timestamp_us).backfilled[partition] = offset
+    return FoldResult(
+        record, _settle(record, item.team_id, item.person_id, origin, team, now_us, affected), "backfilled"
+    )
 
 
 def apply_person(
@@ -242,7 +289,7 @@ def outbox_flips(record: PersonRecord, team_id: int, person_id: str, start: int 
     return [Flip(team_id, person_id, f.cohort_id, f.entered, f.version, f.at_us) for f in record.outbox[start:]]
 
 
-def _count(record: PersonRecord, requirement: MatcherRequirement, ts_us: int) -> None:
+def _count(record: PersonRecord, requirement: MatcherRequirement, ts_us: int) -> MatcherState:
     state = record.matchers.get(requirement.matcher_hash)
     if state is None:
         state = record.matchers[requirement.matcher_hash] = MatcherState()
@@ -256,6 +303,7 @@ def _count(record: PersonRecord, requirement: MatcherRequirement, ts_us: int) ->
         bisect.insort(state.timestamps_us, ts_us)
         if len(state.timestamps_us) > MAX_TIMESTAMPS:
             del state.timestamps_us[: len(state.timestamps_us) - MAX_TIMESTAMPS]
+    return state
 
 
 def _prune(record: PersonRecord, team: TeamCatalog, now_us: int) -> None:

@@ -1,5 +1,7 @@
 """Person fold agent: `cohort_person_inputs` -> person record -> flips.
 
+Backfill inputs (`cohorts backfill`, design-engine §7) take the same path through `fold.apply_backfill`.
+
 Per message, in this order (design §5):
 1. decode the input (a malformed one is dead-lettered and skipped);
 2. read the person record, fold the input with the team's catalog at the worker's now;
@@ -15,13 +17,26 @@ import time
 import faust
 
 from cohorts.topics import person_key
-from cohorts.wire import EventInput, WireError, decode_person_input
+from cohorts.wire import BackfillInput, EventInput, WireError, decode_person_input
 from stream import fold
 from stream.metrics import LabelledChildren
 from stream.runtime import Runtime
-from stream.state.record import source_code
+from stream.state.record import SOURCE_EVENTS, source_code
 
-__all__ = ["install"]
+__all__ = ["check_backfill", "install"]
+
+
+def check_backfill(item: BackfillInput, source: int) -> None:
+    """Raise WireError unless a backfill input is well-typed and names an event of the events topic."""
+    _, partition, offset = item.source
+    if source != SOURCE_EVENTS:
+        raise WireError("backfill input: source is not the events topic")
+    if not all(type(n) is int and n >= 0 for n in (partition, offset)) or type(item.timestamp_us) is not int:
+        raise WireError("backfill input: partition, offset and timestamp_us must be integers")
+    if not isinstance(item.properties, dict) or not isinstance(item.event, str):
+        raise WireError("backfill input: event must be a string and properties an object")
+    if not isinstance(item.matchers, list) or not all(isinstance(m, str) for m in item.matchers):
+        raise WireError("backfill input: matchers must be a list of strings")
 
 
 def install(app: faust.App, rt: Runtime) -> None:
@@ -45,7 +60,9 @@ def install(app: faust.App, rt: Runtime) -> None:
                 if source is None:
                     source = source_code(rt.topics, item.source[0])  # raises ValueError: not an input topic
                 origin = (source, item.source[1], item.source[2])
-            except (WireError, ValueError):
+                if isinstance(item, BackfillInput):
+                    check_backfill(item, source)
+            except (WireError, ValueError, TypeError):  # TypeError: a source that is not [str, int, int]
                 await outputs.dead_letter(
                     "invalid person input", msg.topic, msg.partition, msg.offset, event.key, event.value
                 )
@@ -61,6 +78,8 @@ def install(app: faust.App, rt: Runtime) -> None:
             team = rt.catalog.team(item.team_id)
             if isinstance(item, EventInput):
                 result = fold.apply_event(record, item, origin, team, rt.clock())
+            elif isinstance(item, BackfillInput):
+                result = fold.apply_backfill(record, item, team, rt.clock())
             else:
                 result = fold.apply_person(record, item, origin, team, rt.clock())
             if result.record is not None:

@@ -13,7 +13,9 @@ Format 2 (written; all integers little-endian):
                   tick/recalculate flips may need re-emission without decoding every body
     34      ...   orjson array [properties, matchers, static, members, deadlines, applied, outbox]
                   matchers  = {matcher_hash: [first_seen_us | null, {granularity: [b0, c0, b1, c1, ...]},
-                               [timestamps_us ...]]}   (buckets ascending)
+                               [timestamps_us ...], live_from, backfilled]}   (buckets ascending)
+                              live_from = [partition, offset, ...] | null, backfilled = [partition,
+                              offset, ...]: both left out when both are empty (null: not known)
                   static    = [cohort_id ...] ascending
                   members   = [cohort_id, version, ...] flat, ascending by cohort
                   deadlines = [cohort_id, deadline_us, ...] flat, ascending by cohort
@@ -89,14 +91,7 @@ def encode(record: PersonRecord | RecordSketch) -> bytes:
         record.evaluated_at_us,
         outbox.highest_offset(SOURCE_CONTROL),
     )
-    matchers = {
-        matcher_hash: [
-            state.first_seen_us,
-            {gran: _flatten(buckets) for gran, buckets in state.buckets.items()},
-            state.timestamps_us,
-        ]
-        for matcher_hash, state in record.matchers.items()
-    }
+    matchers = {matcher_hash: _matcher_body(state) for matcher_hash, state in record.matchers.items()}
     body = [
         record.properties,
         matchers,
@@ -138,14 +133,7 @@ def decode(raw: bytes) -> PersonRecord:
             deleted=bool(flags & _DELETED),
             person_version=person_version,
             properties=properties,
-            matchers={
-                matcher_hash: MatcherState(
-                    first_seen,
-                    {gran: _unflatten(flat) for gran, flat in buckets.items()},
-                    timestamps,
-                )
-                for matcher_hash, (first_seen, buckets, timestamps) in matchers.items()
-            },
+            matchers={matcher_hash: _matcher_state(body, version) for matcher_hash, body in matchers.items()},
             static=set(static),
             members=member_map,
             next_deadline_us=None if deadline == _NO_DEADLINE else deadline,
@@ -293,6 +281,31 @@ def _check_version(raw: bytes) -> int:
         readable = ", ".join(map(str, sorted(_READABLE)))
         raise CodecError(f"unknown person record format version {raw[0]} (this build reads {readable})")
     return raw[0]
+
+
+def _matcher_body(state: MatcherState) -> list[Any]:
+    """[first_seen, buckets, timestamps], plus [live_from | null, backfilled] unless both are empty."""
+    body: list[Any] = [
+        state.first_seen_us,
+        {gran: _flatten(buckets) for gran, buckets in state.buckets.items()},
+        state.timestamps_us,
+    ]
+    if state.live_from is None or state.live_from or state.backfilled:
+        body += [None if state.live_from is None else _flatten(state.live_from), _flatten(state.backfilled)]
+    return body
+
+
+def _matcher_state(body: list[Any], version: int) -> MatcherState:
+    first_seen, buckets, timestamps, *coverage = body
+    if coverage:
+        live_flat, backfilled_flat = coverage
+        live_from = None if live_flat is None else _unflatten(live_flat)
+        backfilled = _unflatten(backfilled_flat)
+    else:  # format 1 never recorded where live counting began; format 2 omits two empty maps
+        live_from, backfilled = (None if version == 1 else {}), {}
+    return MatcherState(
+        first_seen, {gran: _unflatten(flat) for gran, flat in buckets.items()}, timestamps, live_from, backfilled
+    )
 
 
 def _flatten(pairs: dict[int, int]) -> list[int]:

@@ -28,6 +28,7 @@ from cohorts.topics import Topics
 
 __all__ = [
     "OUTBOX_LIMIT",
+    "SOURCE_BACKFILL",
     "SOURCE_CONTROL",
     "SOURCE_DISTINCT_IDS",
     "SOURCE_EVENTS",
@@ -48,6 +49,8 @@ SOURCE_EVENTS: Final[int] = 1
 SOURCE_PERSONS: Final[int] = 2
 SOURCE_CONTROL: Final[int] = 3
 SOURCE_DISTINCT_IDS: Final[int] = 4
+#: Flips caused by a backfilled event carry (SOURCE_BACKFILL, event partition, event offset).
+SOURCE_BACKFILL: Final[int] = 5
 
 #: (source code, partition, offset) of the message that caused a change.
 Origin = tuple[int, int, int]
@@ -69,11 +72,20 @@ def source_code(topics: Topics, topic_name: str) -> int:
 
 @dataclass(slots=True)
 class MatcherState:
-    """What one matcher (event name + event filters) has seen of this person."""
+    """What one matcher (event name + event filters) has seen of this person.
+
+    `live_from[p]` is the offset of the first event of `clickhouse_events_json` partition `p` this
+    matcher counted live; every later matching event of that partition was counted too, since a
+    person's inputs are folded in offset order. A backfill counts only what lies below it, and
+    at most once: `backfilled[p]` is the highest offset of partition `p` a backfill counted
+    (design-engine §7). `live_from is None`: written before it was kept, so a backfill skips it.
+    """
 
     first_seen_us: int | None = None
     buckets: dict[str, dict[int, int]] = field(default_factory=dict)
     timestamps_us: list[int] = field(default_factory=list)
+    live_from: dict[int, int] | None = field(default_factory=dict)
+    backfilled: dict[int, int] = field(default_factory=dict)
 
 
 class OutboxFlip(NamedTuple):

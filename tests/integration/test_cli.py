@@ -15,6 +15,8 @@ COMMANDS = [
     ["demo"],
     ["tail"],
     ["status"],
+    ["backfill"],
+    ["replay"],
     ["worker"],
     ["api"],
     ["kafka"],

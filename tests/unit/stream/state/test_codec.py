@@ -61,14 +61,17 @@ def _full_record() -> PersonRecord:
 
 
 def _full_record_v1() -> PersonRecord:
-    """What GOLDEN_FULL_V1 holds: no per-cohort deadlines (None: evaluate in full when next touched)."""
+    """What GOLDEN_FULL_V1 holds: no per-cohort deadlines (None: evaluate in full when next touched),
+    and no record of where live counting began (None: a backfill leaves the matcher alone)."""
     return PersonRecord(
         known=True,
         deleted=False,
         person_version=3,
         properties={"plan": "pro"},
         matchers={
-            "abcd": MatcherState(first_seen_us=1_000_000, buckets={"day": {20000: 2, 19999: 1}}, timestamps_us=[5])
+            "abcd": MatcherState(
+                first_seen_us=1_000_000, buckets={"day": {20000: 2, 19999: 1}}, timestamps_us=[5], live_from=None
+            )
         },
         static={9, 4},
         members={7: 2},
