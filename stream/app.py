@@ -18,6 +18,7 @@ Nothing here connects at import and there is no module-level app: `create_app` b
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import faust
 from aiokafka.errors import IllegalStateError
@@ -31,8 +32,9 @@ from stream.clock import Clock, wall_clock_us
 from stream.durable_commit import durable_commits
 from stream.partitioner import KeyPartitioner
 from stream.read_committed import read_committed
-from stream.runtime import Runtime, WorkerTuning
+from stream.runtime import PERSONS_TABLE, Runtime, WorkerTuning
 from stream.safe_fetch import safe_fetching
+from stream.state.disk import partition_bytes
 from stream.topology import check_topics
 
 __all__ = ["create_app", "run_worker", "worker_app_id"]
@@ -142,6 +144,17 @@ def _install_observability(app: faust.App, rt: Runtime) -> None:
                 continue
             if position is not None and highwater is not None:
                 rt.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+    @app.timer(interval=rt.tuning.lag_interval_s)
+    async def report_state_size() -> None:
+        """RocksDB bytes of the partitions this worker holds; a partition moved away stops being reported."""
+        sizes = partition_bytes(Path(app.conf.tabledir), PERSONS_TABLE)
+        gauge = rt.metrics.state_bytes
+        for labels in [sample.labels for family in gauge.collect() for sample in family.samples]:
+            if int(labels["partition"]) not in sizes:
+                gauge.remove(labels["partition"])
+        for partition, size in sizes.items():
+            gauge.labels(str(partition)).set(size)
 
 
 def run_worker(

@@ -59,6 +59,12 @@ class WorkerMetrics:
         self.consumer_lag = Gauge(
             "cohorts_worker_consumer_lag", "Messages behind the high watermark", ["topic", "partition"], registry=r
         )
+        self.state_bytes = Gauge(
+            "cohorts_worker_state_bytes",
+            "Bytes on disk of the person table's RocksDB database, by partition held here",
+            ["partition"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

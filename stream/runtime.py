@@ -21,7 +21,10 @@ from stream.outputs import Outputs
 from stream.partitioner import KeyPartitioner
 from stream.state.store import PersonStore
 
-__all__ = ["ROCKSDB_OPTIONS", "Channels", "Runtime", "WorkerTuning"]
+__all__ = ["PERSONS_TABLE", "ROCKSDB_OPTIONS", "Channels", "Runtime", "WorkerTuning"]
+
+#: The faust table of person records (its changelog topic and RocksDB directories carry the name).
+PERSONS_TABLE = "persons"
 
 #: RocksDB options of the person table: small caches and buffers so several workers fit one machine
 #: (faust passes these to `RocksDBOptions`; its defaults are a 2 GiB block cache and 64 MiB buffers).
@@ -113,7 +116,7 @@ class Runtime:
         partitioner: KeyPartitioner | None = None,
     ) -> Runtime:
         table = app.Table(
-            "persons",
+            PERSONS_TABLE,
             default=None,
             key_type=bytes,
             value_type=bytes,

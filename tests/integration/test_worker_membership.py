@@ -6,6 +6,7 @@ tests isolate themselves by team id. Time-moving tests start their own worker.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from cohorts.settings import Settings
 from cohorts.timestamps import parse_timestamp
@@ -282,6 +284,33 @@ def test_malformed_inputs_are_dead_lettered_and_the_worker_keeps_going(env: Env)
     metrics = _metrics(env.worker)
     assert 'cohorts_worker_dead_letters_total{reason="not JSON"} 1.0' in metrics
     assert 'cohorts_worker_flips_total{status="entered"}' in metrics
+
+
+def test_metrics_name_lag_deadlines_and_state_size_per_partition(env: Env):
+    """The series the dashboard and docs/operating.md name, scraped from a worker that has folded
+    inputs: consumer lag by topic and partition, deadlines and their backlog, RocksDB bytes."""
+    env.write_cohort(1501, record(1501, group(performed("$pageview", 7)), team_id=150))
+    env.wait_calculated(1501, 1)
+    env.events(*[posthog_event(150, f"m{n}", "$pageview", NOW - DAY) for n in range(12)])
+    env.wait_members(150, {1501: {f"m{n}" for n in range(12)}})
+
+    deadline = time.monotonic() + 30
+    while True:
+        samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for family in text_string_to_metric_families(_metrics(env.worker)):
+            for sample in family.samples:
+                samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+        sizes = {labels["partition"]: value for labels, value in samples.get("cohorts_worker_state_bytes", [])}
+        if len(sizes) == PARTITIONS and min(sizes.values()) > 0:
+            break
+        assert time.monotonic() < deadline, f"state sizes never reported for every partition: {sizes}"
+        time.sleep(1)
+    lag_topics = {labels["topic"] for labels, _ in samples["cohorts_worker_consumer_lag"]}
+    assert {env.topics.events, env.topics.person_inputs, env.topics.control} <= lag_topics
+    assert all(value >= 0 for _, value in samples["cohorts_worker_consumer_lag"])
+    scheduled = {labels["partition"]: value for labels, value in samples["cohorts_worker_deadlines_scheduled"]}
+    assert sum(scheduled.values()) >= 12  # every member leaves when its 7-day window ends
+    assert "cohorts_worker_deadline_backlog" in samples
 
 
 def test_a_tick_with_an_injected_now_makes_a_person_leave_without_an_event(own_env: Env):

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from api.metrics import ApiMetrics
 from stream.metrics import WorkerMetrics
 from tests.unit.deploy.artifacts import DEPLOY
 
@@ -89,7 +90,7 @@ def test_dashboard_is_valid_json_with_unique_panel_ids_on_the_grid() -> None:
 
 @pytest.mark.parametrize("expr", _expressions())
 def test_every_expression_names_only_registered_series(expr: str) -> None:
-    known = _worker_series().keys() | PROMETHEUS_SERIES
+    known = _worker_series().keys() | registered_series(ApiMetrics().registry).keys() | PROMETHEUS_SERIES
     names = metric_names(expr)
     assert names, f"no metric in {expr!r}"
     assert names <= known, f"unknown series {sorted(names - known)} in {expr!r}"
@@ -130,4 +131,8 @@ def test_expected_panels_are_present() -> None:
         "Fold latency",
         "Consumer lag by topic",
         "Deadlines",
+        "RocksDB bytes by partition",
+        "API requests by route and status",
+        "API latency p99 by route",
+        "API view lag by topic",
     } <= titles
