@@ -30,6 +30,7 @@ from infra.logs import logging_config
 from stream.agents import catalog, control, ingest, person
 from stream.clock import Clock, wall_clock_us
 from stream.durable_commit import durable_commits
+from stream.metrics import keep_only
 from stream.partitioner import KeyPartitioner
 from stream.read_committed import read_committed
 from stream.runtime import PERSONS_TABLE, Runtime, WorkerTuning
@@ -132,8 +133,12 @@ def _install_observability(app: faust.App, rt: Runtime) -> None:
 
     @app.timer(interval=rt.tuning.lag_interval_s)
     async def report_lag() -> None:
-        """Lag of the topics the agents consume (changelogs are read only during recovery)."""
+        """Lag of the topics the agents consume (changelogs are read only during recovery).
+
+        Partitions a rebalance moved to another worker stop being reported here, so a sum over
+        workers counts each partition once."""
         consumer = app.consumer
+        reported: set[tuple[str, str]] = set()
         for tp in consumer.assignment():
             if tp.topic not in consumed:
                 continue
@@ -144,17 +149,16 @@ def _install_observability(app: faust.App, rt: Runtime) -> None:
                 continue
             if position is not None and highwater is not None:
                 rt.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+                reported.add((tp.topic, str(tp.partition)))
+        keep_only(rt.metrics.consumer_lag, reported)
 
     @app.timer(interval=rt.tuning.lag_interval_s)
     async def report_state_size() -> None:
         """RocksDB bytes of the partitions this worker holds; a partition moved away stops being reported."""
         sizes = partition_bytes(Path(app.conf.tabledir), PERSONS_TABLE)
-        gauge = rt.metrics.state_bytes
-        for labels in [sample.labels for family in gauge.collect() for sample in family.samples]:
-            if int(labels["partition"]) not in sizes:
-                gauge.remove(labels["partition"])
         for partition, size in sizes.items():
-            gauge.labels(str(partition)).set(size)
+            rt.metrics.state_bytes.labels(str(partition)).set(size)
+        keep_only(rt.metrics.state_bytes, {(str(partition),) for partition in sizes})
 
 
 def run_worker(

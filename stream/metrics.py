@@ -10,7 +10,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["LabelledChildren", "WorkerMetrics"]
+__all__ = [
+    "LabelledChildren",
+    "WorkerMetrics",
+    "keep_only",
+]
 
 
 class WorkerMetrics:
@@ -85,3 +89,13 @@ class LabelledChildren:
         if child is None:
             child = self._children[value] = self._metric.labels(value)
         return child
+
+
+def keep_only(gauge: Gauge, label_values: set[tuple[str, ...]]) -> None:
+    """Remove every child of `gauge` whose label values are not in `label_values`: a partition
+    another worker now holds must stop being reported here, or sums over workers count it twice."""
+    for family in gauge.collect():
+        for sample in family.samples:
+            values = tuple(sample.labels.values())
+            if values not in label_values:
+                gauge.remove(*values)
