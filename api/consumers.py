@@ -18,6 +18,12 @@ from Kafka.
 Ready: assigned, and caught up with the committed end of the catalog and api-log partitions as
 it was at assignment (so a restarted process does not serve an empty cohort list).
 
+Polling: the loop blocks in `poll` until a record arrives (or `idle_wait_s` passes), then
+drains what is already fetched without waiting (`consume(..., timeout=0)`), so a record is
+folded as soon as it is fetched (it used to wait for a 200 ms batch timeout). The idle wait
+bounds how late a position that moved only over transaction markers is noticed (writers wait
+for those) and how late `stop()` is seen; an idle feeder wakes `1 / idle_wait_s` times a second.
+
 A record that cannot be folded is dead-lettered with its reason (design §7) and skipped: bad
 input never stops the thread. Topics that do not exist yet are retried until they do.
 """
@@ -39,11 +45,15 @@ from api.views.record import Fold, Record
 from cohorts.settings import Settings
 from cohorts.wire import DeadLetter
 
-__all__ = ["Feeder", "FeederStats", "stored_positions"]
+__all__ = ["IDLE_WAIT_S", "MAX_BATCH", "Feeder", "FeederStats", "stored_positions"]
 
 log = logging.getLogger(__name__)
 
 _LAG_EVERY_S = 2.0
+#: Longest wait for a record before the loop looks at positions again (see the module docstring).
+IDLE_WAIT_S = 0.05
+#: Most records folded into one RocksDB batch.
+MAX_BATCH = 500
 
 
 @dataclass
@@ -65,6 +75,15 @@ def stored_positions(store: Store, topics: list[str]) -> dict[TopicPartition, in
     return positions
 
 
+def _next_batch(consumer: Any, idle_wait_s: float, max_batch: int) -> list[Any]:
+    """Up to `max_batch` records: block until the first one (at most `idle_wait_s`), then take
+    only what is already fetched."""
+    first = consumer.poll(idle_wait_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(num_messages=max_batch - 1, timeout=0)] if max_batch > 1 else [first]
+
+
 class Feeder:
     """Consume `folds` (topic -> fold) into `store` on a daemon thread until `stop()`.
 
@@ -81,8 +100,12 @@ class Feeder:
         *,
         catch_up: tuple[str, ...] = (),
         metrics: ApiMetrics | None = None,
+        idle_wait_s: float = IDLE_WAIT_S,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self._settings = settings
+        self._idle_wait_s = idle_wait_s
+        self._max_batch = max_batch
         self._store = store
         self._folds = folds
         self._publisher = publisher
@@ -185,7 +208,7 @@ class Feeder:
     def _loop(self, consumer: Any) -> None:
         lag_due = 0.0
         while not self._stop.is_set():
-            messages = consumer.consume(num_messages=500, timeout=0.2)
+            messages = _next_batch(consumer, self._idle_wait_s, self._max_batch)
             batch = self._store.batch()
             for message in messages:
                 if message.error() is not None:

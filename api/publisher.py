@@ -36,7 +36,10 @@ transaction holds back read-committed readers of those partitions until the next
 cohort fences it or `transaction.timeout.ms` passes.
 
 File-system views and dead letters are not cohort changes: a plain idempotent producer sends
-them outside transactions. `MemoryPublisher` is the unit tests' stand-in: it folds what it is
+them outside transactions. A view logged by a read (`log(..., wait=False)`) is not waited for:
+the read answers at once, and `settle` is what a later reader of views calls to see every view
+this process logged so far (read-your-writes moved from the read that logs to the read that
+shows). `MemoryPublisher` is the unit tests' stand-in: it folds what it is
 given straight into the views, as a broker plus the feeder would.
 
 Exception tree:
@@ -82,6 +85,7 @@ __all__ = [
     "PublishError",
     "Publisher",
     "Reserve",
+    "Unawaited",
     "WriteConflict",
     "control_for_person",
 ]
@@ -137,7 +141,8 @@ Build = Callable[[Reserve], Changes | None]
 
 class Publisher(Protocol):
     def write(self, build: Build, *, cohort_id: int | None = None) -> None: ...
-    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None) -> None: ...
+    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None, wait: bool = True) -> None: ...
+    def settle(self, timeout_s: float) -> bool: ...
     def dead_letter(self, key: bytes | None, letter: DeadLetter) -> None: ...
     def close(self) -> None: ...
 
@@ -207,6 +212,39 @@ class _Transaction:
         return self.delivered[-1][2]
 
 
+def _warn_if_lost(future: Future) -> None:
+    if future.exception() is not None:
+        log.warning("an api-log record sent without waiting was lost: %s", future.exception())
+
+
+class Unawaited:
+    """Api-log records sent without waiting (`log(..., wait=False)`): their delivery futures,
+    until each is done, and the end (highest offset + 1) of those that were delivered.
+
+    Thread-safe; `pending()` drops done futures, so it holds at most the records in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: list[Future] = []
+        self._end = 0
+
+    def add(self, future: Future) -> None:
+        with self._lock:
+            self._futures.append(future)
+
+    def pending(self) -> tuple[list[Future], int]:
+        """(futures still in flight, end of the delivered ones); failed deliveries are dropped."""
+        with self._lock:
+            still = []
+            for future in self._futures:
+                if not future.done():
+                    still.append(future)
+                elif future.exception() is None:
+                    self._end = max(self._end, future.result() + 1)
+            self._futures = still
+            return list(still), self._end
+
+
 class KafkaPublisher:
     """Transactional writes, an idempotent producer for views and dead letters, and an LSO probe."""
 
@@ -255,6 +293,7 @@ class KafkaPublisher:
         self._creator: Any = None
         self._owners: OrderedDict[int, Any] = OrderedDict()
         self._probe: Any = None
+        self._unawaited = Unawaited()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="api-producer-poll", daemon=True)
         self._poller.start()
@@ -422,16 +461,38 @@ class KafkaPublisher:
             log.warning("could not abort a transaction (%s); the producer is replaced", exc.args[0])
             self._drop(cohort_id)
 
-    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None) -> None:
+    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None, wait: bool = True) -> None:
         """Produce one api-log record outside any transaction; wait for it to be applied (each
-        wait bounded by `timeout_s`, default the publisher's)."""
+        wait bounded by `timeout_s`, default the publisher's), or with `wait=False` return once
+        it is queued (`settle` then waits for it)."""
         bound = self._timeout_s if timeout_s is None else timeout_s
         future = self._send(self._topics.api_log, record.key, record.to_bytes(), partition=0)
+        if not wait:
+            future.add_done_callback(_warn_if_lost)
+            self._unawaited.add(future)
+            return
         try:
             offset = future.result(timeout=bound)
         except TimeoutError as exc:
             raise PublishError("Kafka did not acknowledge in time") from exc
         self._await([(self._topics.api_log, 0, offset)], min(bound, self._apply_timeout_s))
+
+    def settle(self, timeout_s: float) -> bool:
+        """Wait until every record logged with `wait=False` so far is delivered and applied by
+        this process; False if that took longer than `timeout_s` (a failed delivery is not waited for)."""
+        deadline = time.monotonic() + timeout_s
+        in_flight, _ = self._unawaited.pending()
+        for future in in_flight:
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return False
+            except PublishError:
+                continue
+        _, end = self._unawaited.pending()
+        if end == 0:
+            return True
+        return self._progress.wait({(self._topics.api_log, 0): end}, max(0.0, deadline - time.monotonic()))
 
     def dead_letter(self, key: bytes | None, letter: DeadLetter) -> None:
         self._send(self._topics.dead_letters, key, letter.to_bytes())
@@ -528,7 +589,8 @@ class MemoryPublisher:
                 self._append(topics.api_log, 0, item.key, item.to_bytes())
         self._apply()
 
-    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None) -> None:
+    def log(self, record: ApiLogRecord, *, timeout_s: float | None = None, wait: bool = True) -> None:
+        """Applied at once, `wait` or not (the broker and feeder are in-memory here)."""
         self._check()
         topics = self._require_topics()
         self._pending = []
@@ -550,6 +612,9 @@ class MemoryPublisher:
         if self._topics is None:
             raise RuntimeError("MemoryPublisher is not attached to an api context")
         return self._topics
+
+    def settle(self, timeout_s: float) -> bool:
+        return True
 
     def dead_letter(self, key: bytes | None, letter: DeadLetter) -> None:
         self.dead_letters.append(letter)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from api.deps import Ctx, PersonsRead
 from api.errors import not_found
 from api.pagination import LimitOffset, persons_page
+from api.responses import FastJSONResponse
 from api.routers.cohorts import CohortId
 from api.schemas.persons import CohortPersonsPage
 from api.services.cohort_persons import CSV_EXPORT_LIMIT, parse_properties, persons_csv
@@ -50,4 +50,4 @@ def persons(
     results = ctx.cohort_persons.page(row, filters=filters, search=search, limit=page.limit, offset=page.offset)
     if as_csv:
         return Response(persons_csv(results), media_type="text/csv; charset=utf-8")
-    return JSONResponse(persons_page(str(request.url), results, page))
+    return FastJSONResponse(persons_page(str(request.url), results, page))

@@ -14,6 +14,7 @@ from api.deps import CohortBody, CohortRead, CohortWriteAccess, Ctx, Page
 from api.errors import not_found
 from api.openapi import cohort_body_doc
 from api.pagination import limit_offset_page
+from api.responses import FastJSONResponse
 from api.schemas.cohort import CohortPage, CohortPublic
 from api.services.cohort_list import ListQuery, list_cohorts, render_row
 
@@ -40,7 +41,7 @@ def list_(
     rows, match_type = list_cohorts(ctx.reader, access.project_id, query)
     envelope = limit_offset_page(str(request.url), rows, page)
     envelope["results"] = [render_row(ctx.reader, row, query, match_type) for row in envelope["results"]]
-    return JSONResponse(envelope)
+    return FastJSONResponse(envelope)
 
 
 @router.post(
@@ -61,7 +62,7 @@ def retrieve(access: CohortRead, ctx: Ctx, cohort_id: CohortId) -> Response:
         raise not_found()
     rendered = ctx.reader.render(row)
     ctx.file_system.log_retrieve(access.project_id, access.user["id"], "cohort", str(cohort_id), ctx.clock())
-    return JSONResponse(rendered)
+    return FastJSONResponse(rendered)
 
 
 @router.patch(

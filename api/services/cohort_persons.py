@@ -8,6 +8,7 @@ Members come from the static list or the membership view; their details from the
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import re
 from collections.abc import Callable
@@ -95,22 +96,27 @@ class CohortPersons:
         team_id = row["team_id"]
         now_us = self._clock()
         needle = (search or "").strip().lower()
-        found = []
-        for person_id in self._reader.members(row):
-            record = self._persons.get(team_id, person_id) or {
-                "id": person_id,
-                "properties": {},
-                "is_identified": None,
-                "created_at_us": None,
-            }
-            if not self._matches(team_id, record, filters, now_us):
+        members = self._reader.members(row)
+        found: list[tuple[dict[str, Any], list[str] | None]] = []
+        for person_id, record in zip(members, self._persons.get_many(team_id, members), strict=True):
+            if record is None:
+                record = {"id": person_id, "properties": {}, "is_identified": None, "created_at_us": None}
+            if filters and not self._matches(team_id, record, filters, now_us):
                 continue
-            distinct_ids = self._persons.distinct_ids(team_id, person_id)
-            if needle and not _search_hit(needle, record, distinct_ids):
-                continue
+            distinct_ids = None
+            if needle:  # only a search reads every member's distinct ids; a page reads its own
+                distinct_ids = self._persons.distinct_ids(team_id, person_id)
+                if not _search_hit(needle, record, distinct_ids):
+                    continue
             found.append((record, distinct_ids))
-        found.sort(key=lambda item: (item[0].get("created_at_us") or -1, item[0]["id"]), reverse=True)
-        return [self._shape(record, ids) for record, ids in found[offset : offset + limit]]
+        if offset + limit < len(found):
+            page = heapq.nlargest(offset + limit, found, key=_order)[offset:]
+        else:
+            page = sorted(found, key=_order, reverse=True)[offset : offset + limit]
+        return [
+            self._shape(record, ids if ids is not None else self._persons.distinct_ids(team_id, record["id"]))
+            for record, ids in page
+        ]
 
     def _matches(self, team_id: int, record: dict[str, Any], filters: list[dict[str, Any]], now_us: int) -> bool:
         for item in filters:
@@ -140,6 +146,11 @@ class CohortPersons:
             "matched_recordings": [],
             "value_at_data_point": None,
         }
+
+
+def _order(item: tuple[dict[str, Any], Any]) -> tuple[int, str]:
+    """`created_at DESC, id DESC` as an ascending key; persons without a creation time last."""
+    return item[0].get("created_at_us") or -1, item[0]["id"]
 
 
 def _search_hit(needle: str, record: dict[str, Any], distinct_ids: list[str]) -> bool:

@@ -149,6 +149,12 @@ class PersonsView:
             return None
         return record
 
+    def get_many(self, team_id: int, person_ids: list[str]) -> list[dict[str, Any] | None]:
+        """`get` of each person, in order, in one store read."""
+        prefix = key("person", team_id) + b":"
+        records = self._store.get_many([prefix + key(person_id) for person_id in person_ids])
+        return [None if record is None or record["is_deleted"] else record for record in records]
+
     def exists(self, team_id: int, person_id: str) -> bool:
         return self.get(team_id, person_id) is not None
 

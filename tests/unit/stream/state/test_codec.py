@@ -133,13 +133,13 @@ def test_round_trip_keeps_every_field():
 
 def test_malformed_format_2_lists_fail_loudly():
     """Scenario: flat lists of the wrong length are corruption, not something to guess around."""
-    body = b'[{},{},[],[1],[],[],[]]'
+    body = b"[{},{},[],[1],[],[],[]]"
     with pytest.raises(CodecError, match="malformed"):
         decode(GOLDEN_EMPTY[:34] + body)
     with pytest.raises(CodecError, match="malformed"):
-        decode(GOLDEN_EMPTY[:34] + b'[{},{},[],[],[],[1,0],[]]')
+        decode(GOLDEN_EMPTY[:34] + b"[{},{},[],[],[],[1,0],[]]")
     with pytest.raises(CodecError, match="malformed"):
-        decode(GOLDEN_EMPTY[:34] + b'[{},{},[],[],[],[],[[1,0,5,7,3]]]')
+        decode(GOLDEN_EMPTY[:34] + b"[{},{},[],[],[],[],[[1,0,5,7,3]]]")
 
 
 def test_the_version_byte_comes_first():
