@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install kafka-jars up test lint unit bench clean
+.PHONY: install kafka-jars up test lint unit reliability bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: kafka-jars lint
 
 unit: install
 	$(VENV)/bin/pytest tests/unit
+
+# The crash, rebalance, outage and hostile-input scenarios alone; sizes from RELIABILITY_* (docs/reliability.md).
+reliability: kafka-jars
+	$(VENV)/bin/pytest tests/reliability -m reliability
 
 bench: kafka-jars
 	$(PY) -m bench.run_ingest
