@@ -184,8 +184,13 @@ def _wait_calculated(settings: Settings, topics: Topics, cohorts: Iterable[Cohor
             except WireError:
                 continue
             key = (report.cohort_id, report.version)
-            if key in wanted and report.finished_at is not None and report.error is None:
-                finished.setdefault(key, set()).add(report.partition)
+            if key not in wanted or report.finished_at is None:
+                continue
+            if report.error is not None:
+                raise BackfillError(
+                    f"cohort {report.cohort_id} (version {report.version}) could not be calculated: {report.error}"
+                )
+            finished.setdefault(key, set()).add(report.partition)
         position.update(high)
         missing = sorted(c for c, v in wanted if len(finished.get((c, v), ())) < topics.partitions)
         if not missing:
