@@ -301,16 +301,16 @@ def test_metrics_name_lag_deadlines_and_state_size_per_partition(env: Env):
             for sample in family.samples:
                 samples.setdefault(sample.name, []).append((sample.labels, sample.value))
         sizes = {labels["partition"]: value for labels, value in samples.get("cohorts_worker_state_bytes", [])}
-        if len(sizes) == PARTITIONS and min(sizes.values()) > 0:
+        # the gauge is set at each tick (every second here), so it may trail the last write briefly
+        scheduled = sum(value for _, value in samples.get("cohorts_worker_deadlines_scheduled", []))
+        if len(sizes) == PARTITIONS and min(sizes.values()) > 0 and scheduled >= 12:
             break
-        assert time.monotonic() < deadline, f"state sizes never reported for every partition: {sizes}"
+        assert time.monotonic() < deadline, f"state sizes {sizes}, deadlines scheduled {scheduled}"
         time.sleep(1)
     lag_topics = {labels["topic"] for labels, _ in samples["cohorts_worker_consumer_lag"]}
     assert {env.topics.events, env.topics.person_inputs, env.topics.control} <= lag_topics
     assert all(value >= 0 for _, value in samples["cohorts_worker_consumer_lag"])
-    scheduled = {labels["partition"]: value for labels, value in samples["cohorts_worker_deadlines_scheduled"]}
-    assert sum(scheduled.values()) >= 12  # every member leaves when its 7-day window ends
-    assert "cohorts_worker_deadline_backlog" in samples
+    assert "cohorts_worker_deadline_backlog" in samples  # every member above leaves when its 7-day window ends
 
 
 def test_a_tick_with_an_injected_now_makes_a_person_leave_without_an_event(own_env: Env):
