@@ -30,6 +30,8 @@ from infra.logs import logging_config
 from stream.agents import catalog, control, ingest, person
 from stream.clock import Clock, wall_clock_us
 from stream.durable_commit import durable_commits
+from stream.fast_producer import FastProducer
+from stream.fast_producer import attach as attach_fast_producer
 from stream.metrics import keep_only
 from stream.partitioner import KeyPartitioner
 from stream.read_committed import read_committed
@@ -81,7 +83,9 @@ def create_app(
     read_committed(app)
     safe_fetching(app)
     durable_commits(app)
-    runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning, partitioner)
+    fast = FastProducer(settings.bootstrap)
+    attach_fast_producer(app, fast)
+    runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning, partitioner, fast)
     ingest.install(app, runtime)
     person.install(app, runtime)
     control.install(app, runtime)

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from cohorts.timestamps import format_iso
 from cohorts.wire import CalculationReport, ControlMessage, DeadLetter, MembershipChange
+from stream.fast_producer import FastProducer
 from stream.fold import Flip
 from stream.metrics import LabelledChildren, WorkerMetrics
 
@@ -24,23 +25,30 @@ DEAD_LETTER_KEY_BYTES: Final[int] = 16 * 1024
 
 
 class Outputs:
-    """`producer` (the app's faust producer, looked up when sending) carries the per-input messages,
-    flips and re-keyed inputs: the topic's own `send` wraps each message in futures, callbacks and
-    sensors that cost more than producing it. Both reach the same aiokafka producer, which faust
-    flushes before committing, so nothing changes for at-least-once."""
+    """`fast` (stream.fast_producer, librdkafka) carries the per-input messages, flips and re-keyed
+    inputs; faust flushes it before committing, so at-least-once holds. Without it (unit tests),
+    `producer` (the app's faust producer, looked up when sending) or the channel's own `send` does."""
 
     def __init__(
-        self, channels: Any, metrics: WorkerMetrics, partitions: int, producer: Callable[[], Any] | None = None
+        self,
+        channels: Any,
+        metrics: WorkerMetrics,
+        partitions: int,
+        producer: Callable[[], Any] | None = None,
+        fast: FastProducer | None = None,
     ) -> None:
         self._channels = channels
         self._metrics = metrics
         self._partitions = partitions
         self._producer = producer
+        self._fast = fast
         self._sent = LabelledChildren(metrics.messages_out)
         self._flipped = LabelledChildren(metrics.flips)
 
     async def _send(self, channel: Any, key: bytes, value: bytes) -> None:
-        if self._producer is None:
+        if self._fast is not None:
+            self._fast.send(channel.get_topic_name(), key, value)
+        elif self._producer is None:
             await channel.send(key=key, value=value)
         else:
             await self._producer().send(channel.get_topic_name(), key, value, None, None, None)

@@ -16,6 +16,7 @@ from cohorts.settings import Settings
 from cohorts.topics import Topics
 from stream.catalog import Catalog
 from stream.clock import Clock
+from stream.fast_producer import FastProducer
 from stream.metrics import WorkerMetrics
 from stream.outputs import Outputs
 from stream.partitioner import KeyPartitioner
@@ -114,6 +115,7 @@ class Runtime:
         clock: Clock,
         tuning: WorkerTuning,
         partitioner: KeyPartitioner | None = None,
+        fast: FastProducer | None = None,
     ) -> Runtime:
         table = app.Table(
             PERSONS_TABLE,
@@ -137,6 +139,6 @@ class Runtime:
             store=PersonStore(table),
             catalog=Catalog(),
             metrics=metrics,
-            outputs=Outputs(channels, metrics, topics.partitions, lambda: app.producer),
+            outputs=Outputs(channels, metrics, topics.partitions, lambda: app.producer, fast),
             partitioner=partitioner or KeyPartitioner(),
         )

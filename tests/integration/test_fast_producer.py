@@ -1,0 +1,37 @@
+"""The worker's librdkafka producer: a flush returns once everything sent before it is in Kafka."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from cohorts.topics import partition_for
+from stream.fast_producer import FastProducer
+
+pytestmark = pytest.mark.kafka
+
+
+async def test_flush_waits_for_every_message_sent_before_it_and_keys_land_like_java(kafka_bootstrap, make_topics):
+    topics = make_topics(partitions=4)
+    fast = FastProducer(kafka_bootstrap)
+    sent = {f"p{n}".encode(): f"v{n}".encode() for n in range(2000)}
+    for key, value in sent.items():
+        fast.send(topics.membership_changed, key, value)
+    await fast.flush()
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
+    try:
+        partitions = range(topics.partitions)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topics.membership_changed, p))[1] for p in partitions}
+        assert sum(ends.values()) == len(sent)  # all acknowledged when flush returned, no waiting here
+        consumer.assign([TopicPartition(topics.membership_changed, p, 0) for p in partitions])
+        got: dict[bytes, tuple[bytes, int]] = {}
+        while len(got) < len(sent):
+            for message in consumer.consume(500, timeout=5.0):
+                got[message.key()] = (message.value(), message.partition())
+        assert {key: value for key, (value, _) in got.items()} == sent
+        assert all(partition == partition_for(key, topics.partitions) for key, (_, partition) in got.items())
+    finally:
+        consumer.close()
+        fast.close()
