@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from cli.demo_data import DemoPopulation
 from cli.local_kafka import LocalKafka, free_port, project_root
@@ -40,10 +41,13 @@ __all__ = [
     "Dataset",
     "PhaseError",
     "PhaseResult",
+    "delete_prefixed_topics",
     "local_broker",
     "message_counts",
+    "metric_sum",
     "persons_then_events",
     "process_cpu_s",
+    "process_rss_bytes",
     "read_result",
     "run_child",
     "spawn",
@@ -161,6 +165,16 @@ def local_broker(work_dir: Path, configured: str | None) -> Iterator[Broker]:
         kafka.stop()
 
 
+def delete_prefixed_topics(bootstrap: str, prefix: str) -> None:
+    """Remove a run's topics (data set and faust's internal ones) from a configured cluster."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
+    if not names:
+        return
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        future.result(timeout=60)
+
+
 def message_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
     """Messages per topic (high minus low watermark over all partitions)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-counts-{uuid.uuid4().hex}"})
@@ -230,6 +244,30 @@ def process_cpu_s(pid: int) -> float | None:
     fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may contain spaces
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_bytes(pid: int) -> int | None:
+    """Resident set size of a live process (/proc/PID/status VmRSS); None once gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def metric_sum(exposition: str, name: str) -> float | None:
+    """Sum of every sample of metric `name` (all label sets) in Prometheus text; None when absent."""
+    total: float | None = None
+    for line in exposition.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        metric, _, value = line.rpartition(" ")
+        if metric.split("{", 1)[0].strip() == name:
+            total = (total or 0.0) + float(value)
+    return total
 
 
 def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:

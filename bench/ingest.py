@@ -24,7 +24,9 @@ import itertools
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,17 @@ from typing import Any
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from bench.common import Dataset, PhaseError, PhaseResult, message_counts, process_cpu_s, spawn, stop_process
+from bench.common import (
+    Dataset,
+    PhaseError,
+    PhaseResult,
+    message_counts,
+    metric_sum,
+    process_cpu_s,
+    process_rss_bytes,
+    spawn,
+    stop_process,
+)
 from cli.demo_data import BROWSERS, COUNTRIES, EVENTS, PLANS
 from cli.local_kafka import free_port, project_root
 from cli.producer import json_producer
@@ -265,8 +277,18 @@ def measure_worker(
     loop: str = "uvloop",
     timeout_s: float = 900.0,
     quiet_s: float = 5.0,
+    workers: int = 1,
+    after: Callable[[list[subprocess.Popen[bytes]]], None] | None = None,
 ) -> PhaseResult:
-    """Run one worker over the preloaded data set and time it to the last flip (steps in the module doc)."""
+    """Run `workers` worker processes (one consumer group) over the preloaded data set and time
+    them to the last flip (steps in the module doc).
+
+    Besides the rate it records, per worker, the peak resident set size (/proc VmRSS, sampled at
+    every poll) and, just before stopping them, the RocksDB bytes each reports on /metrics
+    (`cohorts_worker_state_bytes`), plus the bytes of every file under their data directories.
+    `after`, when given, runs once the data set is consumed and measured, with the workers still
+    running (bench.recalc_worker times a recalculation there); they are stopped when it returns.
+    """
     records = benchmark_cohorts(dataset.team_id, cohorts)
     observer = _Observer(dataset)
     if observer.already_started():
@@ -275,37 +297,51 @@ def measure_worker(
     work_dir.mkdir(parents=True, exist_ok=True)
     clock_file = work_dir / "clock_us"
     clock_file.write_text(str(dataset.base_us))
-    env = {
-        "COHORTS_KAFKA_BOOTSTRAP": dataset.bootstrap,
-        "COHORTS_TOPIC_PREFIX": dataset.prefix,
-        "COHORTS_PARTITIONS": str(dataset.partitions),
-        "COHORTS_DATA_DIR": str(work_dir / "data"),
-        "COHORTS_WORKER_WEB_PORT": str(free_port()),
-        "F_LOOP": loop,
-    }
-    log_path = work_dir / "worker.log"
-    process = spawn(["-m", "stream", "--clock-file", str(clock_file)], env=env, log_path=log_path)
+    processes: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    for index in range(workers):
+        ports.append(free_port())
+        env = {
+            "COHORTS_KAFKA_BOOTSTRAP": dataset.bootstrap,
+            "COHORTS_TOPIC_PREFIX": dataset.prefix,
+            "COHORTS_PARTITIONS": str(dataset.partitions),
+            "COHORTS_DATA_DIR": str(work_dir / "data" / f"w{index}"),
+            "COHORTS_WORKER_WEB_PORT": str(ports[-1]),
+            "F_LOOP": loop,
+        }
+        log_path = work_dir / ("worker.log" if workers == 1 else f"worker-{index}.log")
+        processes.append(spawn(["-m", "stream", "--clock-file", str(clock_file)], env=env, log_path=log_path))
     started = time.monotonic()
     samples: list[tuple[float, float]] = []
-    try:
-        lag_zero_wall = _wait_until_done(process, observer, started + timeout_s, quiet_s, log_path, samples)
-    finally:
-        stop_process(process)
+    peak_rss = [0] * workers
     topics = dataset.topics
-    first_inputs = _edge_timestamps_ms(dataset.bootstrap, topics.person_inputs, last=False)
+    try:
+        lag_zero_wall = _wait_until_done(processes, observer, started + timeout_s, quiet_s, log_path, samples, peak_rss)
+        state_bytes = [_state_bytes(port) for port in ports]
+        first_inputs = _edge_timestamps_ms(dataset.bootstrap, topics.person_inputs, last=False)
+        last_flips = _edge_timestamps_ms(dataset.bootstrap, topics.membership_changed, last=True)
+        counts = message_counts(
+            dataset.bootstrap, [topics.membership_changed, topics.dead_letters, topics.person_inputs]
+        )
+        if after is not None and first_inputs and last_flips:
+            after(processes)
+    finally:
+        for process in processes:
+            stop_process(process)
+    disk_bytes = _tree_bytes(work_dir / "data")
     if not first_inputs:
         raise PhaseError(f"the worker wrote nothing to {topics.person_inputs}; see {log_path}")
-    last_flips = _edge_timestamps_ms(dataset.bootstrap, topics.membership_changed, last=True)
     if not last_flips:
         raise PhaseError(f"the worker consumed everything but emitted no flips; see {log_path}")
     start_s, end_s = min(first_inputs) / 1000, max(last_flips) / 1000
-    counts = message_counts(dataset.bootstrap, [topics.membership_changed, topics.dead_letters, topics.person_inputs])
+    reported = [b for b in state_bytes if b is not None]
     return PhaseResult(
-        name="worker",
+        name="worker" if workers == 1 else f"worker x{workers}",
         events=dataset.events,
         seconds=round(end_s - start_s, 4),
         detail={
             "loop": loop,
+            "workers": workers,
             "cohorts": len(records),
             "person_records": dataset.persons,
             "flips": counts[topics.membership_changed],
@@ -313,9 +349,26 @@ def measure_worker(
             "person_inputs": counts[topics.person_inputs],
             "lag_zero_s": round(lag_zero_wall - start_s, 3),
             "cpu_s": round(_cpu_at(samples, end_s) - _cpu_at(samples, start_s), 2),
+            "peak_rss_mb": "+".join(f"{b / 2**20:.0f}" for b in peak_rss),
+            "state_mb": f"{sum(reported) / 2**20:.1f}" if reported else "n/a",
+            "data_dir_mb": f"{disk_bytes / 2**20:.1f}",
             "log": str(log_path),
         },
     )
+
+
+def _state_bytes(port: int) -> float | None:
+    """Sum of `cohorts_worker_state_bytes` on a worker's /metrics; None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            return metric_sum(response.read().decode(), "cohorts_worker_state_bytes")
+    except OSError:
+        return None
+
+
+def _tree_bytes(root: Path) -> int:
+    """Bytes of every regular file under `root` (the workers' data directories, RocksDB included)."""
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file()) if root.is_dir() else 0
 
 
 def _cpu_at(samples: list[tuple[float, float]], wall: float) -> float:
@@ -329,27 +382,32 @@ def _cpu_at(samples: list[tuple[float, float]], wall: float) -> float:
 
 
 def _wait_until_done(
-    process: subprocess.Popen[bytes],
+    processes: list[subprocess.Popen[bytes]],
     observer: _Observer,
     deadline: float,
     quiet_s: float,
     log_path: Path,
     samples: list[tuple[float, float]],
+    peak_rss: list[int],
 ) -> float:
     """Poll until consumed and quiet; returns the wall time the lag was first seen at zero.
 
-    Appends (wall time, worker CPU seconds) to `samples` at every poll.
+    Appends (wall time, CPU seconds of all workers) to `samples` and raises each worker's entry
+    of `peak_rss` to its resident set size, at every poll.
     """
     lag_zero_wall: float | None = None
     last_change = started = time.monotonic()
     last_seen: tuple[int, int] | None = None
     progress: _Progress | None = None
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise PhaseError(f"the worker exited with {process.returncode}; see {log_path}")
-        cpu_s = process_cpu_s(process.pid)
-        if cpu_s is not None:
-            samples.append((time.time(), cpu_s))
+        for process in processes:
+            if process.poll() is not None:
+                raise PhaseError(f"a worker exited with {process.returncode}; see {log_path}")
+        cpus = [process_cpu_s(process.pid) for process in processes]
+        if None not in cpus:
+            samples.append((time.time(), sum(c for c in cpus if c is not None)))
+        for index, process in enumerate(processes):
+            peak_rss[index] = max(peak_rss[index], process_rss_bytes(process.pid) or 0)
         progress = observer.progress()
         now = time.monotonic()
         if (progress.flips, progress.inputs) != last_seen:

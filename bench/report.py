@@ -123,6 +123,12 @@ def ratio_lines(results: Sequence[PhaseResult]) -> list[str]:
     if worker:
         met = "met" if worker.rate >= 10_000 else "NOT met"
         lines.append(f"- worker = {worker.rate:,.0f} events/s (target >= 10,000: {met})")
+    for result in results:
+        count = result.detail.get("workers", 1)
+        if worker and result.name.startswith("worker x") and count > 1:
+            scale = result.rate / worker.rate
+            met = "met" if scale >= 0.8 * count else "NOT met"
+            lines.append(f"- {count} workers / 1 worker = {scale:.2f} (target >= {0.8 * count:.1f}: {met})")
     return lines
 
 

@@ -8,7 +8,10 @@
 3. For each event loop in `--loops` and each of `--repeat` rounds: the no-op baseline, then the
    counter baseline, each a subprocess with its own consumer group reading the same events.
 4. The worker (`bench.ingest.measure_worker`) with 100 cohorts, timed to the last flip, when
-   `stream.app` is ready; otherwise the report says so and gives no number.
+   `stream.app` is ready; otherwise the report says so and gives no number. `--workers 1,2`
+   measures one worker, then two worker processes in one consumer group (benchmark 7, scale-out),
+   each count on its own copy of the data set (preloaded anew with the same sizes and seed, so the
+   same bytes under another prefix). `--repeat 0` skips the baselines.
 5. Print the table and append a section (machine, command, results, ratios) to docs/benchmarks.md.
 
 Every phase has a deadline. Logs, results and the manifest stay in bench/results/<run>/ (git-ignored);
@@ -22,13 +25,12 @@ import shlex
 import shutil
 import signal
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
 from bench import ingest
-from bench.common import Dataset, PhaseError, PhaseResult, local_broker, run_child
+from bench.common import Dataset, PhaseError, PhaseResult, delete_prefixed_topics, local_broker, run_child
 from bench.preload import new_prefix, preload
 from bench.report import append_section, ingest_section, load_average, machine_info, ratio_lines, results_table
 from cli.local_kafka import project_root
@@ -59,14 +61,6 @@ def _baseline(
     )
 
 
-def _delete_prefixed_topics(bootstrap: str, prefix: str) -> None:
-    """Remove this run's topics (data set and faust's internal ones) from a configured cluster."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
-    for future in admin.delete_topics(names, operation_timeout=30).values():
-        future.result(timeout=60)
-
-
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -80,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cohorts", type=int, default=100, help="active cohorts for the worker")
     parser.add_argument("--loops", default="uvloop", help="comma list of uvloop,aio; the worker uses the first")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of each baseline per loop")
+    parser.add_argument("--workers", default="1", help="comma list of worker process counts, e.g. 1,2")
     parser.add_argument("--skip-worker", action="store_true")
     parser.add_argument("--manifest", type=Path, default=None, help="reuse a preloaded data set (its broker)")
     parser.add_argument("--timeout-s", type=float, default=None, help="deadline per baseline (default scales)")
@@ -94,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     loops = [loop.strip() for loop in args.loops.split(",") if loop.strip()]
     if not loops or not set(loops) <= {"uvloop", "aio"}:
         parser.error("--loops takes uvloop and/or aio")
+    worker_counts = [int(n) for n in args.workers.split(",") if n.strip()]
+    if not worker_counts or min(worker_counts) < 1 or (args.manifest is not None and len(worker_counts) > 1):
+        parser.error("--workers takes positive counts, and only one when --manifest reuses a data set")
 
     run_dir = args.results_dir / datetime.now(UTC).strftime("ingest-%Y%m%dT%H%M%SZ")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     loads: list[tuple[str, str]] = [("start", load_average())]
     worker_note: str | None = None
     dataset: Dataset | None = None
+    prefixes: list[str] = []
     failures: list[str] = []
     with local_broker(run_dir, configured) as broker:
         if reused:
@@ -149,25 +148,41 @@ def main(argv: list[str] | None = None) -> int:
                 worker_note = f"worker: not measured (stream.app not ready: {unavailable})"
                 print(worker_note, flush=True)
             else:
-                loads.append(("worker", load_average()))
-                print(f"worker ({loops[0]}, {args.cohorts} cohorts) ...", flush=True)
-                try:
-                    result = ingest.measure_worker(
-                        dataset, run_dir / "worker", cohorts=args.cohorts, loop=loops[0], timeout_s=worker_timeout_s
-                    )
-                except PhaseError as exc:
-                    worker_note = f"worker: not measured ({exc})"
-                    print(worker_note, flush=True)
-                else:
-                    results.append(result)
-                    print(f"  {result.rate:,.0f} events/s to the last flip ({result.seconds:.2f} s)", flush=True)
+                for index, count in enumerate(worker_counts):
+                    if index > 0:  # every worker count consumes its own copy of the same bytes
+                        print(f"preloading the same data set anew for {count} workers", flush=True)
+                        copy = preload(replace(dataset, prefix=new_prefix(), produce_seconds=None))
+                        prefixes.append(copy.prefix)
+                    else:
+                        copy = dataset
+                    tag = "worker" if count == 1 else f"worker x{count}"
+                    loads.append((tag, load_average()))
+                    print(f"{tag} ({loops[0]}, {args.cohorts} cohorts) ...", flush=True)
+                    try:
+                        result = ingest.measure_worker(
+                            copy,
+                            run_dir / ("worker" if index == 0 else f"workers-{count}"),
+                            cohorts=args.cohorts,
+                            loop=loops[0],
+                            timeout_s=worker_timeout_s,
+                            workers=count,
+                        )
+                    except PhaseError as exc:
+                        note = f"{tag}: not measured ({exc})"
+                        worker_note = note if worker_note is None else f"{worker_note}\n- {note}"
+                        print(note, flush=True)
+                    else:
+                        results.append(result)
+                        print(f"  {result.rate:,.0f} events/s to the last flip ({result.seconds:.2f} s)", flush=True)
             loads.append(("end", load_average()))
         finally:
             if not args.keep:
                 shutil.rmtree(run_dir / "state", ignore_errors=True)
-                shutil.rmtree(run_dir / "worker" / "data", ignore_errors=True)
+                for data in run_dir.glob("worker*/data"):
+                    shutil.rmtree(data, ignore_errors=True)
                 if configured and not reused and dataset is not None:
-                    _delete_prefixed_topics(dataset.bootstrap, dataset.prefix)
+                    for prefix in [dataset.prefix, *prefixes]:
+                        delete_prefixed_topics(dataset.bootstrap, prefix)
     if not args.keep:
         shutil.rmtree(run_dir / "kafka", ignore_errors=True)
 
