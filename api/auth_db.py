@@ -4,6 +4,8 @@ RocksDB locks a database per process, and the CLI must work while an api runs on
 dir. So only the CLI (`api.admin`) opens this database read-write, briefly, and then replaces
 the stamp file `data_dir/"auth.stamp"`; the api opens it read-only and re-opens it whenever
 the stamp changed (one `stat` per lookup), so a key is usable as soon as the CLI returns.
+Lookups (found or not) are cached until that re-open: between two stamps the database cannot
+change under the api. Cached values are shared: callers must not change them.
 
 Layout (raw keys, JSON values):
     meta:next_project_id, meta:next_user_id  -> int
@@ -29,6 +31,9 @@ from typing import Any
 
 import orjson
 from rocksdict import AccessType, Options, Rdict
+
+#: Most lookups kept between two re-opens (the cache is dropped whole beyond this).
+_CACHE_LIMIT = 10_000
 
 __all__ = ["AuthDirectory", "auth_path", "hash_key", "open_for_write", "stamp_path", "touch_stamp"]
 
@@ -76,9 +81,11 @@ class AuthDirectory:
 
     def __init__(self, data_dir: Path) -> None:
         self._data_dir = Path(data_dir)
+        self._stamp_file = str(stamp_path(self._data_dir))
         self._lock = threading.Lock()
         self._db: Rdict | None = None
         self._stamp: tuple[int, int] | None = None
+        self._cache: dict[bytes, Any] = {}
         if not auth_path(self._data_dir).joinpath("CURRENT").exists():
             db = open_for_write(self._data_dir)
             db.close()
@@ -87,13 +94,14 @@ class AuthDirectory:
 
     def _current_stamp(self) -> tuple[int, int] | None:
         try:
-            st = os.stat(stamp_path(self._data_dir))
+            st = os.stat(self._stamp_file)
         except FileNotFoundError:
             return None
         return (st.st_ino, st.st_mtime_ns)
 
     def _reopen(self) -> None:
         stamp = self._current_stamp()
+        self._cache.clear()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -110,6 +118,8 @@ class AuthDirectory:
                 try:
                     if self._db is None or self._current_stamp() != self._stamp:
                         self._reopen()
+                    elif key in self._cache:
+                        return self._cache[key]
                     assert self._db is not None
                     raw = self._db.get(key)
                     break
@@ -120,7 +130,11 @@ class AuthDirectory:
                         self._db.close()
                         self._db = None
                     time.sleep(0.02 * (attempt + 1))
-        return None if raw is None else orjson.loads(raw)
+            value = None if raw is None else orjson.loads(raw)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = value
+            return value
 
     def close(self) -> None:
         with self._lock:

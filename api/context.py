@@ -6,6 +6,9 @@ every topic the views need: persons, distinct ids, membership changes, calculati
 cohort catalog and the api log. `close` releases them in reverse order, so a restart in the
 same process can reopen the same data dir.
 
+Before anything is folded, `member_order.ensure_index` builds the persons-page order index of a
+data dir folded before that index existed (a new data dir is only marked).
+
 The process's instance id (`meta:instance_id`, made on first open) names its transactional
 producer, so a restarted process fences a previous run on the same data dir.
 """
@@ -33,6 +36,7 @@ from api.store import Store
 from api.views.activity import ActivityView
 from api.views.cohorts import CohortReader, apply_catalog
 from api.views.file_system import FileSystemView
+from api.views.member_order import MemberOrder, ensure_index
 from api.views.membership import MembershipView, apply_change
 from api.views.persons import PersonsView, apply_distinct_id, apply_person
 from api.views.record import Fold
@@ -119,6 +123,7 @@ def open_context(
     clock = clock or system_clock
     data_dir = Path(settings.data_dir)
     store = Store(data_dir / "api")
+    ensure_index(store)
     auth = AuthDirectory(data_dir)
     topics = Topics(settings.topic_prefix, settings.partitions)
     folds = view_folds(topics, settings.partitions)
@@ -166,7 +171,7 @@ def open_context(
         file_system=FileSystemViews(FileSystemView(store), active),
         static_members=static_members,
         cohorts=cohorts,
-        cohort_persons=CohortPersons(reader, persons, clock),
+        cohort_persons=CohortPersons(reader, persons, MemberOrder(store), clock),
         progress=progress,
         feeder=feeder,
         owns_publisher=owns_publisher,

@@ -4,6 +4,10 @@ scopes a route needs, pagination and the cohort write body.
 A check written twice belongs here. Routers declare what they need by type:
 
     def list_cohorts(access: CohortRead, ctx: Ctx, page: Page): ...
+
+The context, project and page dependencies are `async` although they do not await: they only
+read in-memory state and the cached auth lookups, and a sync dependency costs every request a
+hop through the thread pool (design: api read latency, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ __all__ = [
 ]
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
     return request.app.state.ctx
 
 
@@ -54,8 +58,11 @@ ProjectId = Annotated[str, Path(description="Project id, or `@current`.", max_le
 
 
 def _project_for(*scopes: str):
-    def dependency(project_id: ProjectId, caller: CallerDep, ctx: Ctx) -> ProjectAccess:
-        return resolve_project(caller, project_id, ctx.auth, scopes)
+    # One dependency, not one per step (caller, context): FastAPI solves every sub-dependency
+    # of every request, and that was a good part of a read's cost.
+    async def dependency(project_id: ProjectId, request: Request) -> ProjectAccess:
+        directory = request.app.state.ctx.auth
+        return resolve_project(await authenticate(request, directory), project_id, directory, scopes)
 
     return dependency
 
@@ -68,7 +75,7 @@ FileSystemRead = Annotated[ProjectAccess, Depends(_project_for("file_system:read
 FileSystemWrite = Annotated[ProjectAccess, Depends(_project_for("file_system:write"))]
 
 
-def get_page(
+async def get_page(
     limit: Annotated[int | None, Query(ge=0, description="Page size (default 100).")] = None,
     offset: Annotated[int | None, Query(ge=0, description="Rows to skip.")] = None,
 ) -> LimitOffset:

@@ -464,9 +464,10 @@ class KafkaPublisher:
     def log(self, record: ApiLogRecord, *, timeout_s: float | None = None, wait: bool = True) -> None:
         """Produce one api-log record outside any transaction; wait for it to be applied (each
         wait bounded by `timeout_s`, default the publisher's), or with `wait=False` return once
-        it is queued (`settle` then waits for it)."""
+        it is queued (`settle` then waits for it), never blocking: a full local queue is a
+        `PublishError` then."""
         bound = self._timeout_s if timeout_s is None else timeout_s
-        future = self._send(self._topics.api_log, record.key, record.to_bytes(), partition=0)
+        future = self._send(self._topics.api_log, record.key, record.to_bytes(), partition=0, block=wait)
         if not wait:
             future.add_done_callback(_warn_if_lost)
             self._unawaited.add(future)
@@ -497,7 +498,11 @@ class KafkaPublisher:
     def dead_letter(self, key: bytes | None, letter: DeadLetter) -> None:
         self._send(self._topics.dead_letters, key, letter.to_bytes())
 
-    def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> Future:
+    def _send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None, *, block: bool = True
+    ) -> Future:
+        """Queue one record; a full local queue is waited out, or with `block=False` refused with
+        `PublishError` (a caller on the event loop must never sleep here)."""
         future: Future = Future()
 
         def delivered(err: Any, msg: Any) -> None:
@@ -514,6 +519,8 @@ class KafkaPublisher:
                 self._plain.produce(topic, **kwargs)
                 return future
             except BufferError:
+                if not block:
+                    raise PublishError("the local Kafka queue is full") from None
                 time.sleep(0.01)
 
     def close(self) -> None:

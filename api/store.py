@@ -11,6 +11,9 @@ Invariants:
   batch fold correctly.
 - Iterators are always released before returning: a live RocksDB iterator keeps the database
   locked after `close()`, and a restart in the same process would fail.
+- A watched prefix's generation (`watch`, `generation`) moves after every write that touched a
+  key under it, never before the write is visible: a reader that notes the generation, then
+  reads, and caches what it read under that generation never keeps a stale cache past a write.
 
 Never: open the auth database (that is `api.auth_db`), or a worker's RocksDB.
 """
@@ -18,7 +21,7 @@ Never: open the auth database (that is `api.auth_db`), or a worker's RocksDB.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,7 @@ class Store:
         options.create_if_missing(True)
         self._db = Rdict(str(path), options=options)
         self._write_lock = threading.Lock()
+        self._generations: dict[bytes, int] = {}
         self.path = path
 
     def close(self) -> None:
@@ -84,18 +88,43 @@ class Store:
             return []
         return [None if raw is None else orjson.loads(raw) for raw in self._db.get(keys)]
 
-    def scan(self, prefix: bytes, *, reverse: bool = False, limit: int | None = None) -> list[tuple[bytes, Any]]:
-        """Rows whose key starts with `prefix`, in key order (or reverse), JSON-decoded."""
-        return [(k, orjson.loads(v)) for k, v in self.scan_raw(prefix, reverse=reverse, limit=limit)]
+    def scan(
+        self, prefix: bytes, *, reverse: bool = False, limit: int | None = None, skip: int = 0
+    ) -> list[tuple[bytes, Any]]:
+        """Rows whose key starts with `prefix`, in key order (or reverse), JSON-decoded; the first
+        `skip` rows are stepped over without being read (an offset into an index)."""
+        return [(k, orjson.loads(v)) for k, v in self.scan_raw(prefix, reverse=reverse, limit=limit, skip=skip)]
 
-    def scan_raw(self, prefix: bytes, *, reverse: bool = False, limit: int | None = None) -> list[tuple[bytes, bytes]]:
-        return list(self._iterate(prefix, reverse=reverse, limit=limit))
+    def scan_raw(
+        self, prefix: bytes, *, reverse: bool = False, limit: int | None = None, skip: int = 0
+    ) -> list[tuple[bytes, bytes]]:
+        return list(self._iterate(prefix, reverse=reverse, limit=limit, skip=skip))
+
+    def scan_each(self, prefixes: list[bytes]) -> list[list[Any]]:
+        """The JSON-decoded values under each prefix, in key order, through one iterator (a page
+        reading a few rows for each of many persons pays for one iterator, not one each)."""
+        out: list[list[Any]] = []
+        it = self._db.iter()
+        try:
+            for prefix in prefixes:
+                values = []
+                it.seek(prefix)
+                while it.valid():
+                    k = it.key()
+                    if not k.startswith(prefix):
+                        break
+                    values.append(orjson.loads(it.value()))
+                    it.next()
+                out.append(values)
+        finally:
+            del it
+        return out
 
     def count(self, prefix: bytes) -> int:
         return sum(1 for _ in self._iterate(prefix, reverse=False, limit=None, values=False))
 
     def _iterate(
-        self, prefix: bytes, *, reverse: bool, limit: int | None, values: bool = True
+        self, prefix: bytes, *, reverse: bool, limit: int | None, values: bool = True, skip: int = 0
     ) -> Iterator[tuple[bytes, bytes]]:
         it = self._db.iter()
         try:
@@ -103,6 +132,13 @@ class Store:
                 it.seek_for_prev(prefix + b"\xff")
             else:
                 it.seek(prefix)
+            # The rows under a prefix are contiguous: stepping `skip` times and then finding a key
+            # outside the prefix means there were fewer rows than that.
+            step = it.prev if reverse else it.next
+            for _ in range(skip):
+                if not it.valid():
+                    break
+                step()
             taken = 0
             while it.valid():
                 k = it.key()
@@ -119,6 +155,24 @@ class Store:
         finally:
             del it
 
+    # Generations (for in-memory caches over the store) ---------------------------------------
+    def watch(self, prefix: bytes) -> None:
+        """Count writes under `prefix` from now on (see `generation`)."""
+        with self._write_lock:
+            self._generations.setdefault(prefix, 0)
+
+    def generation(self, prefix: bytes) -> int:
+        """How many writes touched a key under the watched `prefix` so far in this process."""
+        return self._generations[prefix]
+
+    def _touched(self, keys: Iterable[bytes]) -> None:
+        if not self._generations:
+            return
+        keys = list(keys)
+        for prefix in self._generations:
+            if any(k.startswith(prefix) for k in keys):
+                self._generations[prefix] += 1
+
     # Writes --------------------------------------------------------------------------------
     def batch(self) -> Batch:
         return Batch(self)
@@ -126,10 +180,12 @@ class Store:
     def put(self, k: bytes, value: Any) -> None:
         with self._write_lock:
             self._db.put(k, orjson.dumps(value))
+            self._touched((k,))
 
-    def _write(self, wb: WriteBatch) -> None:
+    def _write(self, wb: WriteBatch, keys: Iterable[bytes]) -> None:
         with self._write_lock:
             self._db.write(wb)
+            self._touched(keys)
 
 
 class Batch:
@@ -138,6 +194,11 @@ class Batch:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._pending: dict[bytes, Any] = {}
+
+    @property
+    def store(self) -> Store:
+        """The store this batch commits to (its reads do not see this batch's writes)."""
+        return self._store
 
     def get(self, k: bytes) -> Any:
         if k in self._pending:
@@ -163,5 +224,5 @@ class Batch:
                 wb.delete(k)
             else:
                 wb.put(k, orjson.dumps(value))
-        self._store._write(wb)
+        self._store._write(wb, self._pending.keys())
         self._pending.clear()

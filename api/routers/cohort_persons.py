@@ -1,10 +1,16 @@
-"""`cohorts/:id/persons/` as JSON or CSV (reference §1.8)."""
+"""`cohorts/:id/persons/` as JSON or CSV (reference §1.8).
+
+The route is `async` so that a short page (`CohortPersons.is_short`: read from the order index,
+a bounded number of rows) costs no hop through the thread pool; every other page (filters,
+search, static cohorts, CSV exports, deep offsets) reads every member and runs in a thread, so
+the event loop is never held long."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Ctx, PersonsRead
 from api.errors import not_found
@@ -29,7 +35,7 @@ router = APIRouter(prefix="/api/projects/{project_id}", tags=["cohorts"])
         }
     },
 )
-def persons(
+async def persons(
     access: PersonsRead,
     ctx: Ctx,
     request: Request,
@@ -47,7 +53,13 @@ def persons(
     default_limit = CSV_EXPORT_LIMIT if as_csv else 100
     page = LimitOffset(limit or default_limit, offset or 0)
     filters = parse_properties(properties)
-    results = ctx.cohort_persons.page(row, filters=filters, search=search, limit=page.limit, offset=page.offset)
-    if as_csv:
-        return Response(persons_csv(results), media_type="text/csv; charset=utf-8")
-    return FastJSONResponse(persons_page(str(request.url), results, page))
+
+    def answer() -> Response:
+        results = ctx.cohort_persons.page(row, filters=filters, search=search, limit=page.limit, offset=page.offset)
+        if as_csv:
+            return Response(persons_csv(results), media_type="text/csv; charset=utf-8")
+        return FastJSONResponse(persons_page(str(request.url), results, page))
+
+    if as_csv or not ctx.cohort_persons.is_short(row, filters=filters, search=search, end=page.offset + page.limit):
+        return await run_in_threadpool(answer)
+    return answer()

@@ -16,7 +16,7 @@ from api.errors import validation
 from api.views.cohorts import CohortReader
 from cohorts.validate import has_behavioral
 
-__all__ = ["MAX_SEARCH_LENGTH", "SIMILARITY_THRESHOLD", "ListQuery", "list_cohorts", "render_row"]
+__all__ = ["MAX_SEARCH_LENGTH", "SIMILARITY_THRESHOLD", "ListQuery", "list_cohorts", "render_rows"]
 
 MAX_SEARCH_LENGTH = 200
 #: Minimum difflib ratio for a "similar" match (PostHog's pg_trgm default threshold is 0.3).
@@ -36,12 +36,12 @@ class ListQuery:
 
 def list_cohorts(reader: CohortReader, team_id: int, query: ListQuery) -> tuple[list[dict[str, Any]], str | None]:
     """Every matching stored row in list order, and the search match type (the router paginates
-    and renders only the page with `render_row`)."""
+    and renders only the page with `render_rows`). The rows are shared: never change them."""
     search = (query.search or "").strip()
     if query.search is not None and len(query.search) > MAX_SEARCH_LENGTH:
         raise validation(f"Search query must be {MAX_SEARCH_LENGTH} characters or fewer.", "search")
-    all_rows = reader.rows(team_id)
-    rows = [row for row in all_rows.values() if not row["deleted"]]
+    listed = reader.listed(team_id)
+    rows = listed.live
     if query.type == "static":
         rows = [row for row in rows if row["is_static"]]
     elif query.type == "dynamic":
@@ -49,9 +49,8 @@ def list_cohorts(reader: CohortReader, team_id: int, query: ListQuery) -> tuple[
     if query.created_by_id is not None:
         rows = [row for row in rows if row.get("created_by_id") == query.created_by_id]
     if query.hide_behavioral_cohorts:
-        lookup = reader.root_lookup(all_rows)
+        lookup = reader.root_lookup(listed.by_id)
         rows = [row for row in rows if not has_behavioral(reader.root(row), lookup)]
-    rows.sort(key=lambda row: (row["created_at_us"], row["id"]), reverse=True)
     match_type = None
     if search:
         needle = search.lower()
@@ -69,11 +68,15 @@ def list_cohorts(reader: CohortReader, team_id: int, query: ListQuery) -> tuple[
     return rows, match_type
 
 
-def render_row(reader: CohortReader, row: dict[str, Any], query: ListQuery, match_type: str | None) -> dict[str, Any]:
-    rendered = reader.render(row)
-    if query.basic:
-        for name in _BASIC_DROPPED:
-            rendered.pop(name)
-    if match_type is not None:
-        rendered["search_match_type"] = match_type
-    return rendered
+def render_rows(
+    reader: CohortReader, rows: list[dict[str, Any]], query: ListQuery, match_type: str | None
+) -> list[dict[str, Any]]:
+    """The page's rows as the list shows them (`reader.render_many`, trimmed for `basic`)."""
+    out = reader.render_many(rows)
+    for rendered in out:
+        if query.basic:
+            for name in _BASIC_DROPPED:
+                rendered.pop(name)
+        if match_type is not None:
+            rendered["search_match_type"] = match_type
+    return out

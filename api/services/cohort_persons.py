@@ -2,7 +2,10 @@
 
 Members come from the static list or the membership view; their details from the persons view
 (a member the api has no person record for is shown with empty properties). Order is
-`created_at DESC, id DESC`, persons without a creation time last. Pure over the views.
+`created_at DESC, id DESC`, persons without a creation time last. A dynamic cohort's page
+without filters or search reads only its rows from the members' order index
+(`api.views.member_order`, which must keep `_order`); any other page reads every member.
+Pure over the views.
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ import orjson
 
 from api.errors import validation
 from api.views.cohorts import CohortReader
+from api.views.member_order import MemberOrder
 from api.views.persons import PersonsView
 from cohorts.properties import match_property
-from cohorts.timestamps import format_iso
 from cohorts.vocab import PERSON_OPERATORS
 
-__all__ = ["CSV_EXPORT_LIMIT", "CohortPersons", "parse_properties", "persons_csv"]
+__all__ = ["CSV_EXPORT_LIMIT", "SHORT_PAGE_END", "CohortPersons", "parse_properties", "persons_csv"]
 
 #: PostHog's CSV_EXPORT_LIMIT (reference §1.8, probably 300000).
 CSV_EXPORT_LIMIT = 300_000
+
+#: A page that ends at most this far into the order index is "short" (`CohortPersons.is_short`).
+SHORT_PAGE_END = 10_000
 
 _DISPLAY_PROPERTIES = ("email", "name", "username")
 _UUID_LIKE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -79,10 +85,17 @@ def _display_name(person_id: str, properties: dict[str, Any], distinct_ids: list
 
 
 class CohortPersons:
-    def __init__(self, reader: CohortReader, persons: PersonsView, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, reader: CohortReader, persons: PersonsView, order: MemberOrder, clock: Callable[[], int]
+    ) -> None:
         self._reader = reader
         self._persons = persons
+        self._order = order
         self._clock = clock
+
+    def is_short(self, row: dict[str, Any], *, filters: list[dict[str, Any]], search: str | None, end: int) -> bool:
+        """Whether `page` reads only the order index, and at most `SHORT_PAGE_END` entries of it."""
+        return _reads_index(row, filters, search) and end <= SHORT_PAGE_END
 
     def page(
         self,
@@ -96,6 +109,8 @@ class CohortPersons:
         team_id = row["team_id"]
         now_us = self._clock()
         needle = (search or "").strip().lower()
+        if _reads_index(row, filters, search):
+            return self._indexed_page(team_id, row["id"], limit=limit, offset=offset)
         members = self._reader.members(row)
         found: list[tuple[dict[str, Any], list[str] | None]] = []
         for person_id, record in zip(members, self._persons.get_many(team_id, members), strict=True):
@@ -114,9 +129,25 @@ class CohortPersons:
         else:
             page = sorted(found, key=_order, reverse=True)[offset : offset + limit]
         return [
-            self._shape(record, ids if ids is not None else self._persons.distinct_ids(team_id, record["id"]))
+            self._shape(
+                record,
+                ids if ids is not None else self._persons.distinct_ids(team_id, record["id"]),
+                self._reader.iso,
+            )
             for record, ids in page
         ]
+
+    def _indexed_page(self, team_id: int, cohort_id: int, *, limit: int, offset: int) -> list[dict[str, Any]]:
+        """A page of a dynamic cohort without filters or search: only its own rows, read from the
+        members' order index (`api.views.member_order`), which holds this module's `_order`."""
+        page = self._order.page(team_id, cohort_id, offset=offset, limit=limit)
+        records = self._persons.get_many(team_id, page)
+        shaped = []
+        for person_id, record, ids in zip(page, records, self._persons.distinct_ids_many(team_id, page), strict=True):
+            if record is None:
+                record = {"id": person_id, "properties": {}, "is_identified": None, "created_at_us": None}
+            shaped.append(self._shape(record, ids, self._reader.iso))
+        return shaped
 
     def _matches(self, team_id: int, record: dict[str, Any], filters: list[dict[str, Any]], now_us: int) -> bool:
         for item in filters:
@@ -130,7 +161,7 @@ class CohortPersons:
         return True
 
     @staticmethod
-    def _shape(record: dict[str, Any], distinct_ids: list[str]) -> dict[str, Any]:
+    def _shape(record: dict[str, Any], distinct_ids: list[str], iso: Callable[[int], str]) -> dict[str, Any]:
         person_id = record["id"]
         created = record.get("created_at_us")
         return {
@@ -140,12 +171,16 @@ class CohortPersons:
             "name": _display_name(person_id, record["properties"], distinct_ids),
             "distinct_ids": distinct_ids[:10],
             "properties": record["properties"],
-            "created_at": None if created is None else format_iso(created),
+            "created_at": None if created is None else iso(created),
             "last_seen_at": None,
             "is_identified": record.get("is_identified"),
             "matched_recordings": [],
             "value_at_data_point": None,
         }
+
+
+def _reads_index(row: dict[str, Any], filters: list[dict[str, Any]], search: str | None) -> bool:
+    return not filters and not (search or "").strip() and not row["is_static"]
 
 
 def _order(item: tuple[dict[str, Any], Any]) -> tuple[int, str]:

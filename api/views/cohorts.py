@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from api.auth_db import AuthDirectory
 from api.schemas.common import user_basic
 from api.store import Batch, Store, key
 from api.views.membership import MembershipView
 from api.views.record import Record
-from api.views.reports import ReportsView
+from api.views.reports import CalculationStatus, ReportsView
 from api.views.static_members import StaticMembersView
 from cohorts.legacy_groups import groups_to_filters
 from cohorts.model import BehavioralLeaf, CohortLeaf, Group, PersonLeaf, iter_leaves
@@ -46,6 +46,7 @@ from cohorts.wire import CatalogRecord
 
 __all__ = [
     "CohortReader",
+    "ProjectRows",
     "apply_catalog",
     "catalog_record",
     "effective_filters",
@@ -55,6 +56,21 @@ __all__ = [
 
 _LIFECYCLE_KINDS = frozenset(ANALYTICAL_KINDS) - {"performed_event_sequence"}
 _CACHE_LIMIT = 20_000
+#: Projects whose rows `CohortReader.listed` keeps (the cache is dropped whole beyond this).
+_PROJECTS_CACHED = 1_000
+_ROW_PREFIX = b"cohort:"
+
+
+class ProjectRows(NamedTuple):
+    """A project's cohorts: all of them by id (deleted ones too), and the live ones in list order."""
+
+    by_id: dict[int, dict[str, Any]]
+    live: list[dict[str, Any]]
+
+
+def _list_order(row: dict[str, Any]) -> tuple[int, int]:
+    """Newest first (`-created_at`, then `-id`) when sorted in reverse (reference §1.1)."""
+    return row["created_at_us"], row["id"]
 
 
 def effective_filters(row: dict[str, Any]) -> dict[str, Any]:
@@ -198,6 +214,11 @@ class CohortReader:
         self._static = static_members
         self._roots: dict[tuple[int, int, int], Group | None] = {}
         self._roots_lock = threading.Lock()
+        self._listed: dict[int, tuple[int, ProjectRows]] = {}
+        # Pure functions of immutable inputs, memoised because every listed row needs them.
+        self._condition_types: dict[tuple[int, int, int], dict[str, bool] | None] = {}
+        self._isos: dict[int, str] = {}
+        store.watch(_ROW_PREFIX)
 
     # Rows --------------------------------------------------------------------------------------
     def row(self, team_id: int, cohort_id: int) -> dict[str, Any] | None:
@@ -208,6 +229,22 @@ class CohortReader:
     def rows(self, team_id: int) -> dict[int, dict[str, Any]]:
         """Every cohort of the project, deleted ones included, by id."""
         return {row["id"]: row for _, row in self._store.scan(key("cohort", team_id) + b":")}
+
+    def listed(self, team_id: int) -> ProjectRows:
+        """Every cohort of the project, and the non-deleted ones in list order, from a per-project
+        cache that the next write of any cohort row drops (`Store.generation`). The rows are shared
+        between requests: callers must not change them."""
+        generation = self._store.generation(_ROW_PREFIX)
+        cached = self._listed.get(team_id)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        by_id = self.rows(team_id)
+        live = sorted((row for row in by_id.values() if not row["deleted"]), key=_list_order, reverse=True)
+        listed = ProjectRows(by_id, live)
+        if len(self._listed) >= _PROJECTS_CACHED:
+            self._listed.clear()
+        self._listed[team_id] = (generation, listed)
+        return listed
 
     def version_filters(self, team_id: int, cohort_id: int, version: int) -> dict[str, Any] | None:
         return self._store.get(key("catver", team_id, cohort_id, version))
@@ -277,18 +314,52 @@ class CohortReader:
             "cohorts": any(isinstance(leaf, CohortLeaf) for leaf in leaves),
         }
 
-    def render(self, row: dict[str, Any], *, in_list: bool = False) -> dict[str, Any]:
-        team_id, cohort_id = row["team_id"], row["id"]
-        if row["is_static"]:
+    def _condition_type(self, row: dict[str, Any]) -> dict[str, bool] | None:
+        """`condition_type`, memoised per (team, id, version): rows are immutable per version.
+        The returned dict is shared: it is only ever serialised."""
+        cache_key = (row["team_id"], row["id"], row["version"])
+        if cache_key not in self._condition_types:
+            if len(self._condition_types) >= _CACHE_LIMIT:
+                self._condition_types.clear()
+            self._condition_types[cache_key] = self.condition_type(row)
+        return self._condition_types[cache_key]
+
+    def iso(self, epoch_us: int) -> str:
+        """`format_iso`, memoised: a list renders the same creation and calculation times again."""
+        text = self._isos.get(epoch_us)
+        if text is None:
+            if len(self._isos) >= _CACHE_LIMIT:
+                self._isos.clear()
+            text = self._isos[epoch_us] = format_iso(epoch_us)
+        return text
+
+    def render(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.render_many([row])[0]
+
+    def render_many(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`render` of each row, in order, reading their statuses and counts in two multi-gets."""
+        dynamic = [(row["team_id"], row["id"]) for row in rows if not row["is_static"]]
+        statuses = iter(self._reports.statuses(dynamic))
+        prefixes = {
+            (is_static, team_id): key("staticcount" if is_static else "memcount", team_id) + b":"
+            for is_static, team_id in {(row["is_static"], row["team_id"]) for row in rows}
+        }
+        counts = iter(
+            self._store.get_many([prefixes[row["is_static"], row["team_id"]] + key(row["id"]) for row in rows])
+        )
+        return [self._render(row, None if row["is_static"] else next(statuses), next(counts)) for row in rows]
+
+    def _render(self, row: dict[str, Any], status: CalculationStatus | None, stored_count: Any) -> dict[str, Any]:
+        cohort_id = row["id"]
+        if status is None:
             version = pending = last_calculation = last_error = None
-            is_calculating, errors, count = False, 0, self._static.count(team_id, cohort_id)
+            is_calculating, errors, count = False, 0, int(stored_count or 0)
         else:
-            status = self._reports.status(team_id, cohort_id)
             version, pending = status.version, row["version"]
             is_calculating = not row["deleted"] and (status.version or 0) < row["version"]
-            last_calculation = None if status.last_calculation_us is None else format_iso(status.last_calculation_us)
+            last_calculation = None if status.last_calculation_us is None else self.iso(status.last_calculation_us)
             errors, last_error = status.errors_calculating, status.last_error_message
-            count = None if status.version is None else self._membership.count(team_id, cohort_id)
+            count = None if status.version is None else int(stored_count or 0)
         creator = self._auth.user(row["created_by_id"]) if row.get("created_by_id") is not None else None
         return {
             "id": cohort_id,
@@ -302,7 +373,7 @@ class CohortReader:
             "pending_version": pending,
             "is_calculating": is_calculating,
             "created_by": user_basic(creator),
-            "created_at": format_iso(row["created_at_us"]),
+            "created_at": self.iso(row["created_at_us"]),
             "last_calculation": last_calculation,
             "last_backfill_person_properties_at": None,
             "errors_calculating": errors,
@@ -313,6 +384,6 @@ class CohortReader:
             "population": None,
             "is_static": row["is_static"],
             "cohort_type": row["cohort_type"],
-            "condition_type": self.condition_type(row),
+            "condition_type": self._condition_type(row),
             "experiment_set": [],
         }

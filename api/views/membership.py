@@ -3,7 +3,8 @@
 Per (cohort, person) the latest change wins, ordered by (version, last_updated): a duplicate or
 an older change (replay, reordering across partitions) changes nothing, so the fold is
 idempotent. A per-cohort counter of entered persons moves with each applied flip, in the same
-batch, so `count` never needs a scan.
+batch, so `count` never needs a scan; so does the members' persons-page order
+(`api.views.member_order`).
 
 Layout:
     mem:<team>:<cohort>:<person>  -> {person_id, status, version, last_updated_us}
@@ -15,6 +16,7 @@ Never: write static membership (that is the static-members service's), or evalua
 from __future__ import annotations
 
 from api.store import Batch, Store, key
+from api.views import member_order
 from cohorts.timestamps import parse_timestamp
 from cohorts.wire import MembershipChange
 
@@ -51,6 +53,9 @@ def apply_change(batch: Batch, raw: bytes | None) -> None:
         },
     )
     if was_member != is_member:
+        (member_order.enter if is_member else member_order.leave)(
+            batch, change.team_id, change.cohort_id, change.person_id
+        )
         count_key = key("memcount", change.team_id, change.cohort_id)
         batch.put(count_key, max(0, (batch.get(count_key) or 0) + (1 if is_member else -1)))
 

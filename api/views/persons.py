@@ -12,7 +12,11 @@ Layout:
     pdid:<team>:<person>:<distinct id>  -> distinct id          (index: a person's distinct ids)
     email:<team>:<email>:<person>       -> person id            (index for CSV emails)
 
-Never: write anything but these keys; evaluate cohort criteria.
+A person record that changes its place in persons pages also moves its entries in
+`api.views.member_order` (in the same batch).
+
+Never: write anything but these keys (and, through `member_order.reorder`, that index);
+evaluate cohort criteria.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import orjson
 
 from api.store import Batch, Store, key
+from api.views import member_order
 from cohorts.timestamps import TimestampError, parse_timestamp
 
 __all__ = ["PersonRecordError", "PersonsView", "apply_distinct_id", "apply_person"]
@@ -107,6 +112,7 @@ def apply_person(batch: Batch, raw: bytes | None) -> None:
         "created_at_us": created_at_us if created_at_us is not None else (current or {}).get("created_at_us"),
     }
     batch.put(record_key, record)
+    member_order.reorder(batch, team_id, person_id, record)
     email = _email_of(record["properties"])
     if email is not None and not is_deleted:
         batch.put(key("email", team_id, email, person_id), person_id)
@@ -160,6 +166,11 @@ class PersonsView:
 
     def distinct_ids(self, team_id: int, person_id: str, limit: int | None = None) -> list[str]:
         return [v for _, v in self._store.scan(key("pdid", team_id, person_id) + b":", limit=limit)]
+
+    def distinct_ids_many(self, team_id: int, person_ids: list[str]) -> list[list[str]]:
+        """`distinct_ids` of each person, in order, through one store iterator."""
+        prefix = key("pdid", team_id) + b":"
+        return self._store.scan_each([prefix + key(person_id) + b":" for person_id in person_ids])
 
     def by_distinct_id(self, team_id: int, distinct_id: str) -> str | None:
         record = self._store.get(key("did", team_id, distinct_id))

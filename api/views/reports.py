@@ -13,6 +13,13 @@ newest calculation with an error.
 Layout:
     rep:<team>:<cohort>:<version>:<partition>  -> the partition's latest report
     calc:<team>:<cohort>:<version>             -> {version, started_at_us, finished_at_us, count, error, partitions}
+    calcvers:<team>:<cohort>                   -> sorted versions that have a `calc` row
+    calcstatus:<team>:<cohort>                 -> the derived fields above, raw error code (a summary)
+
+The summary is recomputed from the cohort's `calc` rows (through the batch, so rows folded
+earlier in the same batch count) whenever one of them changes, so a list of cohorts reads one
+key per cohort instead of scanning its history. A cohort without a summary (no report yet, or a
+data dir folded before summaries existed) is read with the scan, which gives the same answer.
 
 A partition's report replaces an earlier one unless that one had finished and the new one has
 not (a late "started" never reopens a finished partition). Replays change nothing.
@@ -104,6 +111,50 @@ def _aggregate(batch: Batch, team_id: int, cohort_id: int, version: int, partiti
             "partitions": sorted(r["partition"] for r in finished),
         },
     )
+    _summarise(batch, team_id, cohort_id, version)
+
+
+def _summarise(batch: Batch, team_id: int, cohort_id: int, version: int) -> None:
+    """Recompute the cohort's `calcstatus` after its `calc` row of `version` changed."""
+    versions_key = key("calcvers", team_id, cohort_id)
+    versions = batch.get(versions_key)
+    if versions is None or version not in versions:
+        if versions is None:  # first summary of this cohort: its committed history, if any
+            versions = [row["version"] for _, row in batch.store.scan(key("calc", team_id, cohort_id) + b":")]
+        versions = sorted({*versions, version})
+        batch.put(versions_key, versions)
+    calcs = [batch.get(key("calc", team_id, cohort_id, v)) for v in versions]
+    batch.put(key("calcstatus", team_id, cohort_id), _summary([c for c in calcs if c is not None]))
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The derived fields of a cohort's calculations (see the module docstring), error as its code."""
+    rows = sorted(rows, key=lambda r: (r["started_at_us"], r["version"]), reverse=True)
+    completed = sorted((r for r in rows if r["finished_at_us"] is not None), key=lambda r: r["version"])
+    errors = 0
+    for row in reversed(completed):
+        if not row["error"]:
+            break
+        errors += 1
+    with_error = next((r for r in rows if r["error"]), None)
+    newest = completed[-1] if completed else None
+    return {
+        "version": newest["version"] if newest else None,
+        "last_calculation_us": newest["finished_at_us"] if newest else None,
+        "errors_calculating": errors,
+        "last_error": with_error["error"] if with_error else None,
+        "count": newest["count"] if newest else None,
+    }
+
+
+def _status_of(summary: dict[str, Any]) -> CalculationStatus:
+    return CalculationStatus(
+        version=summary["version"],
+        last_calculation_us=summary["last_calculation_us"],
+        errors_calculating=summary["errors_calculating"],
+        last_error_message=friendly_error(summary["last_error"]),
+        count=summary["count"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,24 +177,20 @@ class ReportsView:
         return rows
 
     def status(self, team_id: int, cohort_id: int) -> CalculationStatus:
-        rows = self.calculations(team_id, cohort_id)
-        completed = sorted((r for r in rows if r["finished_at_us"] is not None), key=lambda r: r["version"])
-        if not rows:
-            return CalculationStatus()
-        errors = 0
-        for row in reversed(completed):
-            if not row["error"]:
-                break
-            errors += 1
-        with_error = next((r for r in rows if r["error"]), None)
-        newest = completed[-1] if completed else None
-        return CalculationStatus(
-            version=newest["version"] if newest else None,
-            last_calculation_us=newest["finished_at_us"] if newest else None,
-            errors_calculating=errors,
-            last_error_message=friendly_error(with_error["error"]) if with_error else None,
-            count=newest["count"] if newest else None,
-        )
+        return self.statuses([(team_id, cohort_id)])[0]
+
+    def statuses(self, cohorts: list[tuple[int, int]]) -> list[CalculationStatus]:
+        """`status` of each (team, cohort), in order: one multi-get of their summaries."""
+        prefixes = {team_id: key("calcstatus", team_id) + b":" for team_id, _ in cohorts}
+        summaries = self._store.get_many([prefixes[team_id] + key(cohort_id) for team_id, cohort_id in cohorts])
+        out = []
+        for (team_id, cohort_id), summary in zip(cohorts, summaries, strict=True):
+            if summary is None:  # no report yet, or folded before summaries existed
+                rows = self.calculations(team_id, cohort_id)
+                out.append(_status_of(_summary(rows)) if rows else CalculationStatus())
+            else:
+                out.append(_status_of(summary))
+        return out
 
 
 def render_history_row(calc: dict[str, Any], filters: dict[str, Any] | None) -> dict[str, Any]:

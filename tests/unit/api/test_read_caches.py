@@ -1,0 +1,174 @@
+"""What makes the list and retrieve cheap must never serve a stale answer: the per-cohort
+calculation summary folded with the reports, the per-project rows cache dropped by catalog
+writes, and the auth lookups cached until the CLI's stamp changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.admin import create_project
+from api.auth_db import AuthDirectory
+from api.store import Store, key
+from api.views.reports import CalculationStatus, ReportsView, apply_report
+from cohorts.settings import Settings
+from tests.unit.api.conftest import Api, person_filters
+
+TEAM = 7
+PARTITIONS = 2
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = Store(tmp_path / "api")
+    yield opened
+    opened.close()
+
+
+def report(cohort: int, version: int, partition: int, *, finished: bool, count: int = 1, error: str | None = None):
+    value = {
+        "team_id": TEAM,
+        "cohort_id": cohort,
+        "version": version,
+        "partition": partition,
+        "started_at": f"2026-01-01T00:00:0{version}Z",
+        "count": count,
+        "error": error,
+    }
+    if finished:
+        value["finished_at"] = f"2026-01-01T00:01:0{version}Z"
+    return orjson.dumps(value)
+
+
+def fold(store: Store, *raws: bytes) -> None:
+    batch = store.batch()
+    for raw in raws:
+        apply_report(batch, raw, PARTITIONS)
+    batch.commit()
+
+
+def scanned_status(store: Store, cohort: int) -> CalculationStatus:
+    """The status as read without a summary (the scan of every calculation)."""
+    batch = store.batch()
+    batch.delete(key("calcstatus", TEAM, cohort))
+    batch.commit()
+    return ReportsView(store).status(TEAM, cohort)
+
+
+_reports = st.tuples(
+    st.integers(1, 4),  # version
+    st.integers(0, PARTITIONS - 1),
+    st.booleans(),  # finished
+    st.integers(0, 5),
+    st.sampled_from([None, None, "timeout", "memory_limit"]),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reports=st.lists(_reports, max_size=16), cut=st.integers(0, 16))
+def test_summary_status_equals_the_scanned_status_after_any_reports(tmp_path: Path, reports, cut) -> None:
+    """Scenario: reports of several versions, partitions finishing in any order, errors, replays,
+    folded in two batches split anywhere: the folded summary gives the status a scan of every
+    calculation gives."""
+    store = Store(tmp_path / f"api-{len(list(tmp_path.iterdir()))}")
+    try:
+        raws = [report(1, v, p, finished=f, count=c, error=e) for v, p, f, c, e in reports]
+        fold(store, *raws[:cut])
+        fold(store, *raws[cut:])
+        summarised = ReportsView(store).status(TEAM, 1)
+        assert summarised == scanned_status(store, 1)
+        if reports:
+            assert store.get(key("calcvers", TEAM, 1)) == sorted({v for v, *_ in reports})
+    finally:
+        store.close()
+
+
+def test_cohort_without_reports_has_the_empty_status_and_no_summary(store: Store) -> None:
+    assert ReportsView(store).statuses([(TEAM, 1), (TEAM, 2)]) == [CalculationStatus(), CalculationStatus()]
+    assert store.get(key("calcstatus", TEAM, 1)) is None
+
+
+def test_summary_of_a_data_dir_folded_before_summaries_keeps_the_older_calculations(store: Store) -> None:
+    """Scenario: version 1 finished with an error before summaries existed (its `calc` row only);
+    the first report folded afterwards seeds the summary from the stored history."""
+    fold(store, *(report(1, 1, p, finished=True, error="timeout") for p in range(PARTITIONS)))
+    batch = store.batch()
+    batch.delete(key("calcstatus", TEAM, 1))
+    batch.delete(key("calcvers", TEAM, 1))
+    batch.commit()
+    assert ReportsView(store).status(TEAM, 1).errors_calculating == 1  # read by the scan
+    fold(store, *(report(1, 2, p, finished=True, error="timeout") for p in range(PARTITIONS)))
+    assert store.get(key("calcvers", TEAM, 1)) == [1, 2]
+    status = ReportsView(store).status(TEAM, 1)
+    assert (status.version, status.errors_calculating) == (2, 2)
+
+
+def test_list_shows_a_catalog_write_made_after_the_rows_were_cached(api: Api) -> None:
+    first = api.create(name="first")
+    assert [row["name"] for row in api.get("cohorts/").json()["results"]] == ["first"]
+    listed = api.ctx.reader.listed(api.project_id)
+    assert api.ctx.reader.listed(api.project_id) is listed  # no write since: the same cached rows
+    api.create(name="second")
+    api.patch(f"cohorts/{first['id']}/", json={"name": "renamed"})
+    assert [row["name"] for row in api.get("cohorts/").json()["results"]] == ["second", "renamed"]
+    api.patch(f"cohorts/{first['id']}/", json={"deleted": True})
+    assert [row["name"] for row in api.get("cohorts/").json()["results"]] == ["second"]
+
+
+def test_list_and_retrieve_show_a_report_folded_after_the_rows_were_cached(api: Api) -> None:
+    cohort = api.create(name="c", filters=person_filters())
+    assert api.get("cohorts/").json()["results"][0]["last_calculation"] is None
+    api.finish(cohort["id"], 1, counts=[0] * api.settings.partitions, error="timeout")
+    listed = api.get("cohorts/").json()["results"][0]
+    retrieved = api.get(f"cohorts/{cohort['id']}/").json()
+    for shown in (listed, retrieved):
+        assert shown["errors_calculating"] == 1
+        assert shown["last_error_message"] == "Cohort calculation was terminated for taking too long."
+        assert shown["last_calculation"] == "2026-01-01T00:00:05.000000Z"
+
+
+def test_auth_lookup_cached_as_unknown_is_found_once_the_cli_wrote(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", partitions=1)
+    directory = AuthDirectory(settings.data_dir)
+    try:
+        assert directory.project(1) is None
+        assert directory.project(1) is None  # cached as unknown
+        project = create_project(settings, "Acme")
+        assert project["id"] == 1
+        assert directory.project(1) is not None
+    finally:
+        directory.close()
+
+
+def test_scan_skip_steps_over_rows_in_both_directions_and_past_the_end(store: Store) -> None:
+    batch = store.batch()
+    for name in ("a", "b", "c"):
+        batch.put(key("row", 1, name), name)
+    batch.put(key("row", 0, "z"), "other prefix before")
+    batch.put(key("row", 2, "a"), "other prefix after")
+    batch.commit()
+    prefix = key("row", 1) + b":"
+    assert [v for _, v in store.scan(prefix, skip=1)] == ["b", "c"]
+    assert [v for _, v in store.scan(prefix, reverse=True, skip=1, limit=1)] == ["b"]
+    assert store.scan(prefix, reverse=True, skip=3) == []
+    assert store.scan(prefix, skip=5) == []
+
+
+def test_generation_moves_only_after_writes_under_the_watched_prefix(store: Store) -> None:
+    store.watch(b"cohort:")
+    start = store.generation(b"cohort:")
+    batch = store.batch()
+    batch.put(key("cohortteam", 1), 7)  # shares letters, not the prefix
+    batch.commit()
+    assert store.generation(b"cohort:") == start
+    batch = store.batch()
+    batch.put(key("cohort", 7, 1), {"id": 1})
+    assert store.generation(b"cohort:") == start  # not before the batch is written
+    batch.commit()
+    assert store.generation(b"cohort:") == start + 1
+    store.put(key("cohort", 7, 2), {"id": 2})
+    assert store.generation(b"cohort:") == start + 2
