@@ -15,7 +15,7 @@ makes step 1 run again on its result.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from api.api_log import ApiLogRecord, static_member_records
@@ -137,10 +137,7 @@ class StaticMembers:
 
     # Endpoints -------------------------------------------------------------------------------
     def add_persons(self, team_id: int, cohort_id: int, user: dict[str, Any], body: Any) -> None:
-        def build(reserve: Reserve) -> Changes:
-            row = self._reader.row(team_id, cohort_id)
-            if row is None:
-                raise not_found()
+        def added(row: dict[str, Any]) -> dict[str, list[str]]:
             if not row["is_static"]:
                 raise validation("Can only add users to static cohorts")
             person_ids = body.get("person_ids") if isinstance(body, dict) else None
@@ -153,26 +150,12 @@ class StaticMembers:
             valid = self.resolve_person_ids(team_id, person_ids)
             if not valid:
                 raise validation("No valid users to add to cohort")
-            new = [p for p in valid if not self._reader.is_member(row, p)]
-            control, records = self.changes(team_id, cohort_id, added=new)
-            entry = self._activity.record(
-                team_id=team_id,
-                item_id=cohort_id,
-                user=user,
-                activity="persons_added_manually",
-                changes=_ACTION_CHANGES,
-                name=row["name"],
-            )
-            return Changes(control=control, log=[*records, entry])
+            return {"added": [p for p in valid if not self._reader.is_member(row, p)]}
 
-        with kafka_errors():
-            self._publisher.write(build, cohort_id=cohort_id)
+        self._write_members(team_id, cohort_id, user, "persons_added_manually", added)
 
     def remove_person(self, team_id: int, cohort_id: int, user: dict[str, Any], body: Any) -> None:
-        def build(reserve: Reserve) -> Changes:
-            row = self._reader.row(team_id, cohort_id)
-            if row is None:
-                raise not_found()
+        def removed(row: dict[str, Any]) -> dict[str, list[str]]:
             if not row["is_static"]:
                 raise validation("Can only remove users from static cohorts")
             person_id = body.get("person_id") if isinstance(body, dict) else None
@@ -186,13 +169,31 @@ class StaticMembers:
                 raise validation("person_id must be a valid UUID") from None
             if not self._persons.exists(team_id, person_id):
                 raise not_found("Person with this UUID does not exist in the cohort's team")
-            removed = [person_id] if self._reader.is_member(row, person_id) else []
-            control, records = self.changes(team_id, cohort_id, removed=removed)
+            return {"removed": [person_id] if self._reader.is_member(row, person_id) else []}
+
+        self._write_members(team_id, cohort_id, user, "person_removed_manually", removed)
+
+    def _write_members(
+        self,
+        team_id: int,
+        cohort_id: int,
+        user: dict[str, Any],
+        activity: str,
+        members: Callable[[dict[str, Any]], dict[str, list[str]]],
+    ) -> None:
+        """One transaction: the membership change `members(row)` names (it validates the request
+        against the current row and raises the api's errors) and its activity entry."""
+
+        def build(reserve: Reserve) -> Changes:
+            row = self._reader.row(team_id, cohort_id)
+            if row is None:
+                raise not_found()
+            control, records = self.changes(team_id, cohort_id, **members(row))
             entry = self._activity.record(
                 team_id=team_id,
                 item_id=cohort_id,
                 user=user,
-                activity="person_removed_manually",
+                activity=activity,
                 changes=_ACTION_CHANGES,
                 name=row["name"],
             )
