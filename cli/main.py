@@ -243,6 +243,8 @@ def replay(
 def _run_backfill(
     *, cohort_id: int | None, team_id: int | None, from_time: str | None, from_offset: int | None, wait: float
 ) -> None:
+    from confluent_kafka import KafkaException
+
     from cli.backfill import BackfillError, BackfillRequest, run_backfill
     from cli.progress import BarProgress
     from cohorts.dates import DateValueError, resolve_date
@@ -264,11 +266,16 @@ def _run_backfill(
         from_offset=from_offset,
         wait_folded_s=wait if wait > 0 else None,
     )
+    settings = load_settings()
     try:
         with BarProgress("re-reading events") as progress:
-            summary = run_backfill(load_settings(), request, now_us, progress)
+            summary = run_backfill(settings, request, now_us, progress)
     except BackfillError as exc:
         raise CliError(str(exc)) from exc
+    except KafkaException as exc:
+        raise CliError(f"cannot reach Kafka at {settings.bootstrap}: {exc.args[0].str()}") from exc
+    except TimeoutError as exc:  # a bare one from a Kafka future says nothing by itself
+        raise CliError(str(exc) or f"cannot reach Kafka at {settings.bootstrap}: no answer in time") from exc
     typer.echo(summary.line())
     if summary.folded is False:
         raise CliError(f"the worker did not fold the backfilled events within {wait:g} s (cohorts status)")

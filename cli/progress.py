@@ -36,15 +36,17 @@ class BarProgress:
         self._task: TaskID | None = None
 
     def __enter__(self) -> BarProgress:
-        self._bar.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        self._bar.stop()
+        if self._task is not None:
+            self._bar.stop()
 
     def start(self, total: int) -> None:
+        """Show the bar (not before: a command that fails earlier prints only its error line)."""
+        self._bar.start()
         self._task = self._bar.add_task(self._description, total=total)
 
     def advance(self, count: int) -> None:

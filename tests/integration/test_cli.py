@@ -56,6 +56,12 @@ def test_an_unreachable_broker_is_one_error_line(tmp_path) -> None:
     _assert_one_line_error(result, "cannot reach Kafka")
 
 
+@pytest.mark.parametrize("command", [("backfill", "3"), ("replay", "--project", "1")], ids=lambda c: c[0])
+def test_backfill_and_replay_with_an_unreachable_broker_are_one_error_line(tmp_path, command) -> None:
+    result = cohorts(*command, env=env_for(tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}"))
+    _assert_one_line_error(result, "cannot reach Kafka")
+
+
 def test_up_with_an_unreachable_broker_is_one_error_line(tmp_path) -> None:
     env = env_for(tmp_path, kafka_bootstrap=f"127.0.0.1:{free_port()}", api_port=free_port())
     result = cohorts("up", env=env)
