@@ -6,9 +6,10 @@
 In process, no Kafka and no faust: the person records sit in RocksDB partitions opened with the
 worker's options (`stream.runtime.ROCKSDB_OPTIONS`, through faust's `RocksDBOptions`) and are read,
 folded and written through `stream.state.store.PersonStore`, exactly as the control agent's
-`recalculate` does for each partition (stream/agents/control.py), minus producing flips (counted)
-and yielding to the event loop. A worker holding all partitions does the same work one partition
-after the other, so the sum over partitions is what one worker process spends.
+`recalculate` does for each partition (stream/agents/control.py), minus producing flips (counted),
+the changelog messages of the writes (counted) and yielding to the event loop. A worker holding all
+partitions does the same work one partition after the other, so the sum over partitions is what one
+worker process spends.
 
 The records are realistic, not random: `bench.fold_micro` folds `--templates` demo persons and
 their events (fixed clock, 100 cohorts) into records, and the 1,000,000 keys each get one of them
@@ -98,24 +99,18 @@ NEW_COHORTS: dict[str, dict[str, Any]] = {
 
 
 class _Partitions:
-    """What `PersonStore` needs of a faust table: get/set by key, and each partition's RocksDB."""
+    """What `PersonStore` needs of a faust table: each partition's RocksDB (`table.data`)."""
 
     def __init__(self, root: Path, partitions: int) -> None:
         options = RocksDBOptions(**ROCKSDB_OPTIONS)
         self.dbs = [options.open(root / f"p{p}") for p in range(partitions)]
-        self.data = self  # PersonStore.scan reads `table.data._db_for_partition(p)`
+        self.data = self  # PersonStore reads `table.data._db_for_partition(p)`
 
     def partition_of(self, key: bytes) -> int:
         return zlib.crc32(key) % len(self.dbs)
 
     def _db_for_partition(self, partition: int) -> Any:
         return self.dbs[partition]
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.dbs[self.partition_of(key)].get(key)
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.dbs[self.partition_of(key)].put(key, value)
 
     def close(self) -> None:
         for db in self.dbs:
@@ -223,7 +218,7 @@ def run(
         started = time.perf_counter()
         _load(table, records, persons)
         print(f"{persons:,} records written to {partitions} RocksDB partitions in {time.perf_counter() - started:.1f}s")
-        store = PersonStore(table)
+        store = PersonStore(table, changelog=lambda partition, key, value: None)
         print(f"{'cohort':18} {'mode':5} {'persons':>10} {'seconds':>8} {'cpu s':>7} {'persons/s':>10} "
               f"{'s per 1M':>9} {'folded':>9} {'written':>9} {'members':>9}")  # fmt: skip
         for n, (name, filters) in enumerate(NEW_COHORTS.items()):

@@ -30,10 +30,12 @@ from infra.logs import logging_config
 from stream.agents import catalog, control, ingest, person
 from stream.clock import Clock, wall_clock_us
 from stream.durable_commit import durable_commits
+from stream.fast_delivery import fast_delivery
 from stream.fast_producer import FastProducer
 from stream.fast_producer import attach as attach_fast_producer
 from stream.metrics import keep_only
 from stream.partitioner import KeyPartitioner
+from stream.quiet_monitor import quiet_monitor
 from stream.read_committed import read_committed
 from stream.runtime import PERSONS_TABLE, Runtime, WorkerTuning
 from stream.safe_fetch import safe_fetching
@@ -82,10 +84,12 @@ def create_app(
     )
     read_committed(app)
     safe_fetching(app)
+    fast_delivery(app)
+    quiet_monitor(app)
     durable_commits(app)
     fast = FastProducer(settings.bootstrap)
-    attach_fast_producer(app, fast)
     runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning, partitioner, fast)
+    attach_fast_producer(app, fast, before=[runtime.input_batches.flush], after=[runtime.changelog.persist])
     ingest.install(app, runtime)
     person.install(app, runtime)
     control.install(app, runtime)

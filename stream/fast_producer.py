@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import faust
@@ -35,6 +36,33 @@ class DeliveryFailed(RuntimeError):
     """Kafka refused a message for good; the inputs that caused it must not be committed."""
 
 
+class _Round:
+    """The messages sent between two flushes: how many Kafka has not acknowledged yet.
+
+    One delivery callback per round, not one closure per message: a flip or changelog write costs
+    a counter increment here."""
+
+    __slots__ = ("failure", "offsets", "outstanding")
+
+    def __init__(self, offsets: dict[str, dict[int, int]]) -> None:
+        self.outstanding = 0
+        self.failure: KafkaError | None = None
+        self.offsets = offsets
+
+    def delivered(self, error: KafkaError | None, message: Any) -> None:
+        self.outstanding -= 1
+        if error is not None:
+            if self.failure is None:
+                self.failure = error
+            return
+        if self.offsets:
+            tracked = self.offsets.get(message.topic())
+            if tracked is not None:
+                partition, offset = message.partition(), message.offset()
+                if offset > tracked.get(partition, -1):
+                    tracked[partition] = offset
+
+
 class FastProducer:
     def __init__(self, bootstrap: str, **config: Any) -> None:
         logger = logging.getLogger("stream.fast_producer.librdkafka")
@@ -48,25 +76,22 @@ class FastProducer:
         }
         settings.update(config)
         self._producer = Producer(settings)
-        self._sequence = 0
-        #: Sequence numbers of the messages not yet acknowledged.
-        self._outstanding: set[int] = set()
-        self._failure: KafkaError | None = None
+        self._offsets: dict[str, dict[int, int]] = {}
+        self._round = _Round(self._offsets)
+        self._delivered = self._round.delivered
+        #: Rounds a flush closed whose messages are not all acknowledged yet, oldest first.
+        self._closed: list[_Round] = []
 
-    def send(self, topic: str, key: bytes, value: bytes) -> None:
-        """Queue one message; Kafka acknowledges it later (see `flush`)."""
-        self._sequence += 1
-        number = self._sequence
-        self._outstanding.add(number)
+    def track_offsets(self, topic: str) -> dict[int, int]:
+        """The highest acknowledged offset per partition of `topic`, kept current by delivery reports."""
+        return self._offsets.setdefault(topic, {})
 
-        def delivered(error: KafkaError | None, _message: Any) -> None:
-            self._outstanding.discard(number)
-            if error is not None and self._failure is None:
-                self._failure = error
-
+    def send(self, topic: str, key: bytes, value: bytes, partition: int = -1) -> None:
+        """Queue one message (to `partition`, or where its key hashes); Kafka acknowledges it later (`flush`)."""
+        self._round.outstanding += 1
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=delivered)
+                self._producer.produce(topic, value, key, partition, on_delivery=self._delivered)
                 break
             except BufferError:  # the local queue is full: serve delivery reports until it drains
                 self._producer.poll(0.01)
@@ -74,13 +99,18 @@ class FastProducer:
 
     async def flush(self) -> None:
         """Wait until every message sent before this call is acknowledged; raise if one failed."""
-        target = self._sequence
-        outstanding = self._outstanding
+        closing = self._round
+        self._closed.append(closing)
+        self._round = _Round(self._offsets)
+        self._delivered = self._round.delivered
         while True:
             self._producer.poll(0)
-            if self._failure is not None:
-                raise DeliveryFailed(f"Kafka refused a worker output: {self._failure}")
-            if not outstanding or min(outstanding) > target:
+            while self._closed and self._closed[0].outstanding == 0 and self._closed[0].failure is None:
+                self._closed.pop(0)
+            failed = next((r.failure for r in self._closed if r.failure is not None), None)
+            if failed is not None:
+                raise DeliveryFailed(f"Kafka refused a worker output: {failed}")
+            if closing not in self._closed:
                 return
             await asyncio.sleep(_FLUSH_POLL_S)
 
@@ -88,13 +118,26 @@ class FastProducer:
         self._producer.flush(timeout_s)
 
 
-def attach(app: faust.App, fast: FastProducer) -> None:
-    """Make faust's pre-commit flush also flush `fast` (call before the worker starts)."""
+def attach(
+    app: faust.App,
+    fast: FastProducer,
+    *,
+    before: Sequence[Callable[[], None]] = (),
+    after: Sequence[Callable[[], None]] = (),
+) -> None:
+    """Make faust's pre-commit flush also flush `fast` (call before the worker starts).
+
+    `before` run first (they hand buffered outputs to `fast`), `after` once everything is acknowledged
+    (they record what Kafka now holds)."""
     producer = app.producer
     flush_faust = producer.flush
 
     async def flush() -> None:
+        for hook in before:
+            hook()
         await flush_faust()
         await fast.flush()
+        for hook in after:
+            hook()
 
     producer.flush = flush

@@ -25,9 +25,9 @@ DEAD_LETTER_KEY_BYTES: Final[int] = 16 * 1024
 
 
 class Outputs:
-    """`fast` (stream.fast_producer, librdkafka) carries the per-input messages, flips and re-keyed
-    inputs; faust flushes it before committing, so at-least-once holds. Without it (unit tests),
-    `producer` (the app's faust producer, looked up when sending) or the channel's own `send` does."""
+    """`fast` (stream.fast_producer, librdkafka) carries the flips; faust flushes it before
+    committing, so at-least-once holds. Without it (unit tests), `producer` (the app's faust
+    producer, looked up when sending) or the channel's own `send` does."""
 
     def __init__(
         self,
@@ -100,8 +100,3 @@ class Outputs:
         for partition in range(self._partitions):
             await channel.send(key=message.type.encode(), value=value, partition=partition)
         self._metrics.messages_out.labels(channel.get_topic_name()).inc(self._partitions)
-
-    async def person_input(self, key: bytes, value: bytes) -> None:
-        channel = self._channels.person_inputs
-        await self._send(channel, key, value)
-        self._sent.get(channel.get_topic_name()).inc()

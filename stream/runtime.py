@@ -17,9 +17,11 @@ from cohorts.topics import Topics
 from stream.catalog import Catalog
 from stream.clock import Clock
 from stream.fast_producer import FastProducer
+from stream.input_batches import InputBatches
 from stream.metrics import WorkerMetrics
 from stream.outputs import Outputs
 from stream.partitioner import KeyPartitioner
+from stream.state.changelog import Changelog
 from stream.state.store import PersonStore
 
 __all__ = ["PERSONS_TABLE", "ROCKSDB_OPTIONS", "Channels", "Runtime", "WorkerTuning"]
@@ -49,6 +51,10 @@ class WorkerTuning:
     commit_interval_s: float = 2.0
     catalog_wait_s: float = 30.0
     lag_interval_s: float = 5.0
+    #: How long ingest holds a re-keyed input to batch it with others of its partition, and the
+    #: most inputs one batch carries (stream.input_batches); 1 sends every input alone.
+    input_linger_s: float = 0.05
+    input_batch_max: int = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,9 @@ class Runtime:
     channels: Channels
     table: Any
     store: PersonStore
+    changelog: Changelog
+    #: Re-keyed inputs on their way to `cohort_person_inputs`.
+    input_batches: InputBatches
     catalog: Catalog
     metrics: WorkerMetrics
     outputs: Outputs
@@ -114,8 +123,8 @@ class Runtime:
         topics: Topics,
         clock: Clock,
         tuning: WorkerTuning,
-        partitioner: KeyPartitioner | None = None,
-        fast: FastProducer | None = None,
+        partitioner: KeyPartitioner,
+        fast: FastProducer,
     ) -> Runtime:
         table = app.Table(
             PERSONS_TABLE,
@@ -129,6 +138,12 @@ class Runtime:
         )
         channels = Channels.declare(app, topics)
         metrics = WorkerMetrics()
+        changelog = Changelog(fast, table.changelog_topic.get_topic_name(), lambda: table.data)
+        partitions = topics.partitions
+
+        def send_input(partition: int, key: bytes, value: bytes) -> None:
+            fast.send(topics.person_inputs, key, value, partition)
+
         return cls(
             settings=settings,
             topics=topics,
@@ -136,9 +151,16 @@ class Runtime:
             tuning=tuning,
             channels=channels,
             table=table,
-            store=PersonStore(table),
+            store=PersonStore(table, changelog.send),
+            changelog=changelog,
+            input_batches=InputBatches(
+                send_input,
+                lambda key: partitioner.partition(key, partitions),
+                linger_s=tuning.input_linger_s,
+                max_inputs=tuning.input_batch_max,
+            ),
             catalog=Catalog(),
             metrics=metrics,
             outputs=Outputs(channels, metrics, topics.partitions, lambda: app.producer, fast),
-            partitioner=partitioner or KeyPartitioner(),
+            partitioner=partitioner,
         )

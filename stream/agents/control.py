@@ -77,7 +77,7 @@ def install(app: faust.App, rt: Runtime) -> None:
     ) -> fold.FoldResult | None:
         """Re-evaluate one person: `cohorts` changed definition (none for a tick); whatever is due
         is evaluated too (stream.fold rule 5)."""
-        raw, record = store.get(key)
+        raw, record = store.get(key, partition)
         if record is None:
             return None
         team_id, person_id = fold.split_person_key(key.decode())
@@ -148,12 +148,12 @@ def install(app: faust.App, rt: Runtime) -> None:
     async def static_membership(partition: int, message: ControlMessage, origin: Origin) -> None:
         assert message.team_id is not None and message.person_id is not None
         key = person_key(message.team_id, message.person_id).encode()
-        raw, record = store.get(key)
+        raw, record = store.get(key, partition)
         result = fold.apply_static(record, message, origin, catalog.team(message.team_id), rt.clock())
         if result.record is not None:
             store.put(key, result.record, partition, raw)
         elif result.outcome == "replayed" and raw is not None:
-            store.rewrite(key, raw)  # the changelog may lack the write the replayed input made
+            store.rewrite(key, raw, partition)  # the changelog may lack the write the replayed input made
         metrics.outcomes.labels(result.outcome).inc()
         await outputs.flips(result.flips, replayed=result.outcome == "replayed")
 

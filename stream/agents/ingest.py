@@ -11,7 +11,7 @@ of recently forwarded persons is a bounded in-memory cache: losing it only forwa
 Forwarded events keep only the properties an event filter of their name reads (the fold reads
 nothing else), so PostHog's large property maps do not travel through `cohort_person_inputs`.
 Both decisions use the catalog as ingest sees it: a matcher added later counts the events ingested
-after it (design §7).
+after it (design §7). Forwarded inputs travel in per-partition batches (stream.input_batches).
 """
 
 from __future__ import annotations
@@ -78,8 +78,13 @@ def gate_event(item: EventInput, team: TeamCatalog, known: KnownCache, key: byte
 
 
 def install(app: faust.App, rt: Runtime) -> None:
-    channels, outputs, metrics = rt.channels, rt.outputs, rt.metrics
+    channels, outputs, metrics, batches = rt.channels, rt.outputs, rt.metrics, rt.input_batches
+    forwarded_inputs = metrics.messages_out.labels(rt.topics.person_inputs)
     known = KnownCache()
+
+    def forward(key: bytes, value: bytes) -> None:
+        batches.add(key, value)
+        forwarded_inputs.inc()
 
     @app.agent(channels.events, name="ingest-events")
     async def ingest_events(stream: faust.StreamT) -> None:
@@ -104,7 +109,7 @@ def install(app: faust.App, rt: Runtime) -> None:
                 known.forget(key)  # nothing was forwarded: the person is not known through this event
                 await outputs.dead_letter(exc.reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
                 continue
-            await outputs.person_input(key, value)
+            forward(key, value)
 
     @app.agent(channels.persons, name="ingest-persons")
     async def ingest_persons(stream: faust.StreamT) -> None:
@@ -118,7 +123,7 @@ def install(app: faust.App, rt: Runtime) -> None:
             except Rejected as exc:
                 await outputs.dead_letter(exc.reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
                 continue
-            await outputs.person_input(key, value)
+            forward(key, value)
 
     @app.agent(channels.distinct_ids, name="ingest-distinct-ids")
     async def ingest_distinct_ids(stream: faust.StreamT) -> None:

@@ -2,7 +2,8 @@
 
 Backfill inputs (`cohorts backfill`, design-engine §7) take the same path through `fold.apply_backfill`.
 
-Per message, in this order (design §5):
+A message holds one input or a batch of them (stream.input_batches); per input, in this order
+(design §5):
 1. decode the input (a malformed one is dead-lettered and skipped);
 2. read the person record, fold the input with the team's catalog at the worker's now;
 3. write the record (one table write, only if it changed) and update the deadline index;
@@ -15,15 +16,27 @@ from __future__ import annotations
 import time
 
 import faust
+import orjson
 
 from cohorts.topics import person_key
-from cohorts.wire import BackfillInput, EventInput, WireError, decode_person_input
+from cohorts.wire import (
+    BackfillInput,
+    EventInput,
+    PersonInput,
+    WireError,
+    decode_person_input,
+    is_person_input_batch,
+    person_input_of,
+    split_person_input_batch,
+)
 from stream import fold
 from stream.metrics import LabelledChildren
 from stream.runtime import Runtime
-from stream.state.record import SOURCE_EVENTS, source_code
+from stream.state.record import SOURCE_EVENTS, Origin, source_code
 
 __all__ = ["check_backfill", "install"]
+
+Input = EventInput | PersonInput | BackfillInput
 
 
 def check_backfill(item: BackfillInput, source: int) -> None:
@@ -46,22 +59,76 @@ def install(app: faust.App, rt: Runtime) -> None:
     received = metrics.messages_in.labels(rt.topics.person_inputs)
     outcomes = LabelledChildren(metrics.outcomes)
 
+    def origin_of(item: Input) -> Origin:
+        """The input's source position as the record stores it; WireError/ValueError/TypeError if bad."""
+        if item.source is None:
+            raise WireError("input without a source position")
+        source = sources.get(item.source[0])
+        if source is None:
+            source = source_code(rt.topics, item.source[0])  # raises ValueError: not an input topic
+        origin = (source, item.source[1], item.source[2])
+        if isinstance(item, BackfillInput):
+            check_backfill(item, source)
+        return origin
+
+    async def fold_one(item: Input, origin: Origin, key: bytes, partition: int) -> None:
+        started = time.perf_counter()
+        raw, record = store.get(key, partition)
+        team = rt.catalog.team(item.team_id)
+        if isinstance(item, EventInput):
+            result = fold.apply_event(record, item, origin, team, rt.clock())
+        elif isinstance(item, BackfillInput):
+            result = fold.apply_backfill(record, item, team, rt.clock())
+        else:
+            result = fold.apply_person(record, item, origin, team, rt.clock())
+        if result.record is not None:
+            store.put(key, result.record, partition, raw)
+        elif result.outcome == "replayed" and raw is not None:
+            store.rewrite(key, raw, partition)  # the changelog may lack the write the replayed input made
+        metrics.fold_seconds.observe(time.perf_counter() - started)
+        outcomes.get(result.outcome).inc()
+        if result.flips:
+            await outputs.flips(result.flips, replayed=result.outcome == "replayed")
+
+    async def fold_batch(event: faust.EventT) -> None:
+        """Each input of a batch is checked and dead-lettered on its own; the rest are folded."""
+        msg = event.message
+        try:
+            elements = split_person_input_batch(event.value)
+        except WireError:
+            await outputs.dead_letter(
+                "invalid person input", msg.topic, msg.partition, msg.offset, event.key, event.value
+            )
+            return
+        for element in elements:
+            received.inc()
+            reason = None
+            try:
+                item = person_input_of(element)
+                origin = origin_of(item)
+                key = person_key(item.team_id, item.person_id).encode()
+                if partition_of(key, partitions) != msg.partition:
+                    reason = "wrong key or partition"
+            except (WireError, ValueError, TypeError):
+                reason = "invalid person input"
+            if reason is not None:
+                original = orjson.dumps(element)
+                await outputs.dead_letter(reason, msg.topic, msg.partition, msg.offset, event.key, original)
+                continue
+            await fold_one(item, origin, key, msg.partition)
+
     @app.agent(channels.person_inputs, name="person-fold")
     async def person_fold(stream: faust.StreamT) -> None:
         await rt.catalog.ready.wait()
         async for event in stream.events():
             msg = event.message
+            if isinstance(event.value, bytes) and is_person_input_batch(event.value):
+                await fold_batch(event)
+                continue
             received.inc()
             try:
                 item = decode_person_input(event.value)
-                if item.source is None:
-                    raise WireError("input without a source position")
-                source = sources.get(item.source[0])
-                if source is None:
-                    source = source_code(rt.topics, item.source[0])  # raises ValueError: not an input topic
-                origin = (source, item.source[1], item.source[2])
-                if isinstance(item, BackfillInput):
-                    check_backfill(item, source)
+                origin = origin_of(item)
             except (WireError, ValueError, TypeError):  # TypeError: a source that is not [str, int, int]
                 await outputs.dead_letter(
                     "invalid person input", msg.topic, msg.partition, msg.offset, event.key, event.value
@@ -73,20 +140,4 @@ def install(app: faust.App, rt: Runtime) -> None:
                     "wrong key or partition", msg.topic, msg.partition, msg.offset, event.key, event.value
                 )
                 continue
-            started = time.perf_counter()
-            raw, record = store.get(key)
-            team = rt.catalog.team(item.team_id)
-            if isinstance(item, EventInput):
-                result = fold.apply_event(record, item, origin, team, rt.clock())
-            elif isinstance(item, BackfillInput):
-                result = fold.apply_backfill(record, item, team, rt.clock())
-            else:
-                result = fold.apply_person(record, item, origin, team, rt.clock())
-            if result.record is not None:
-                store.put(key, result.record, msg.partition, raw)
-            elif result.outcome == "replayed" and raw is not None:
-                store.rewrite(key, raw)  # the changelog may lack the write the replayed input made
-            metrics.fold_seconds.observe(time.perf_counter() - started)
-            outcomes.get(result.outcome).inc()
-            if result.flips:
-                await outputs.flips(result.flips, replayed=result.outcome == "replayed")
+            await fold_one(item, origin, key, msg.partition)

@@ -1,9 +1,11 @@
 """The person table as the agents see it: get/put records, scan a partition, keep deadline indexes.
 
 Backed by a faust Table on RocksDB (`rocksdb://`, raw bytes keys `team:person`, values from
-`stream.state.codec`). faust writes go to the partition of the message being processed, so every
-method that writes must be called while processing a message of the partition that owns the key
-(design §5); `scan` reads one partition's RocksDB directly.
+`stream.state.codec`). faust opens, recovers and hands over each partition's database; reads and
+writes here go straight to the database of the partition named by the caller, which must be the
+partition of the message being processed (design §5), and every write is sent to the table's
+changelog (`stream.state.changelog`). That skips faust's per-key layers (the current-event lookup,
+an in-memory key index that grows with every person, one aiokafka message per write).
 
 Deadline indexes are derived state: one per partition, built from a scan the first time the
 partition is used after an assignment (`ensure_index`) and kept current by `put`. A rebalance drops
@@ -12,7 +14,7 @@ them all (`forget_indexes`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from stream.state.codec import RecordSketch, decode, encode, peek_control_flip_offset, peek_deadline
@@ -25,15 +27,24 @@ __all__ = ["PersonStore"]
 _FAUST_OFFSET_KEY: Final = b"__faust\0offset__"
 
 
+#: Sends one changelog record: (partition, key, value).
+ChangelogSend = Callable[[int, bytes, bytes], None]
+
+
 class PersonStore:
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, changelog: ChangelogSend) -> None:
+        """`table` is the faust Table (its `.data` store opens each partition's RocksDB)."""
         self._table = table
+        self._changelog = changelog
         self._indexes: dict[int, DeadlineIndex] = {}
+
+    def _db(self, partition: int) -> Any:
+        return self._table.data._db_for_partition(partition)
 
     # --- records ----------------------------------------------------------------------------
 
-    def get(self, key: bytes) -> tuple[bytes | None, PersonRecord | None]:
-        raw = self._table.get(key)
+    def get(self, key: bytes, partition: int) -> tuple[bytes | None, PersonRecord | None]:
+        raw = self._db(partition).get(key)
         return raw, (None if raw is None else decode(raw))
 
     def put(
@@ -49,17 +60,18 @@ class PersonStore:
         raw = encode(record)
         if raw == previous:
             return False
-        self._table[key] = raw
+        self._db(partition).put(key, raw)
+        self._changelog(partition, key, raw)
         return True
 
-    def rewrite(self, key: bytes, raw: bytes) -> None:
-        """Write the stored bytes again, so the changelog has them: after a crash, the input being
-        replayed may have been written here while its changelog message was never sent (design §5)."""
-        self._table[key] = raw
+    def rewrite(self, key: bytes, raw: bytes, partition: int) -> None:
+        """Send the stored bytes to the changelog again: after a crash, the input being replayed may
+        have been written here while its changelog message was never sent (design §5)."""
+        self._changelog(partition, key, raw)
 
     def scan(self, partition: int, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """(key, record bytes) of one partition in key order, optionally under a key prefix."""
-        db = self._table.data._db_for_partition(partition)
+        db = self._db(partition)
         items = db.items(from_key=prefix) if prefix else db.items()
         for key, raw in items:
             if prefix and not key.startswith(prefix):

@@ -35,3 +35,33 @@ async def test_flush_waits_for_every_message_sent_before_it_and_keys_land_like_j
     finally:
         consumer.close()
         fast.close()
+
+
+async def test_explicit_partitions_are_kept_and_acknowledged_offsets_are_tracked_per_partition(
+    kafka_bootstrap, make_topics
+):
+    """Scenario: 30 messages to partition 2 and 5 to partition 0, all under one key. Expected: they
+    land where named, not where the key hashes, and after the flush the tracked offsets are the last
+    of each partition (29 and 4); another topic is not tracked."""
+    topics = make_topics(partitions=4)
+    fast = FastProducer(kafka_bootstrap)
+    offsets = fast.track_offsets(topics.membership_changed)
+    try:
+        for n in range(30):
+            fast.send(topics.membership_changed, b"same", f"a{n}".encode(), 2)
+        for n in range(5):
+            fast.send(topics.membership_changed, b"same", f"b{n}".encode(), 0)
+        fast.send(topics.dead_letters, b"other", b"x")
+        await fast.flush()
+        assert offsets == {2: 29, 0: 4}
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
+        try:
+            ends = {
+                p: consumer.get_watermark_offsets(TopicPartition(topics.membership_changed, p))[1]
+                for p in range(topics.partitions)
+            }
+        finally:
+            consumer.close()
+        assert ends == {0: 5, 1: 0, 2: 30, 3: 0}
+    finally:
+        fast.close()

@@ -21,17 +21,15 @@ class _Data:
 
 
 class _Table:
-    """What PersonStore uses of a faust Table: get, item assignment, `.data` (the RocksDB store)."""
+    """What PersonStore uses of a faust Table: `.data`, the store that opens each partition's RocksDB."""
 
-    def __init__(self, dbs: dict[int, Rdict], partition: int = 0) -> None:
+    def __init__(self, dbs: dict[int, Rdict]) -> None:
         self.data = _Data(dbs)
-        self.partition = partition
 
-    def get(self, key: bytes) -> bytes | None:
-        return self.data._db_for_partition(self.partition).get(key)
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.data._db_for_partition(self.partition)[key] = value
+class _Changelog(list):
+    def send(self, partition: int, key: bytes, value: bytes) -> None:
+        self.append((partition, key, value))
 
 
 @pytest.fixture
@@ -42,14 +40,28 @@ def table(tmp_path: Path):
         db.close()
 
 
-def test_put_then_get_round_trips_and_skips_identical_writes(table):
-    store = PersonStore(table)
+def test_put_then_get_round_trips_skips_identical_writes_and_sends_each_write_to_the_changelog(table):
+    changelog = _Changelog()
+    store = PersonStore(table, changelog.send)
     record = PersonRecord(known=True, properties={"a": 1})
-    assert store.put(b"1:a", record, 0) is True
-    raw, again = store.get(b"1:a")
+    assert store.put(b"1:a", record, 1) is True
+    raw, again = store.get(b"1:a", 1)
     assert again == record
-    assert store.put(b"1:a", again, 0, raw) is False
-    assert store.get(b"1:missing") == (None, None)
+    assert changelog == [(1, b"1:a", raw)]
+    assert store.put(b"1:a", again, 1, raw) is False
+    assert len(changelog) == 1
+    assert store.get(b"1:a", 0) == (None, None)  # each partition is its own database
+    assert store.get(b"1:missing", 1) == (None, None)
+
+
+def test_rewrite_sends_the_stored_bytes_to_the_changelog_without_touching_the_database(table):
+    changelog = _Changelog()
+    store = PersonStore(table, changelog.send)
+    store.put(b"1:a", PersonRecord(known=True), 0)
+    raw, _ = store.get(b"1:a", 0)
+    store.rewrite(b"1:a", raw, 0)
+    assert changelog == [(0, b"1:a", raw), (0, b"1:a", raw)]
+    assert store.get(b"1:a", 0)[0] == raw
 
 
 def test_scan_with_a_team_prefix_stops_at_the_next_team_and_skips_faust_bookkeeping(table):
@@ -57,7 +69,7 @@ def test_scan_with_a_team_prefix_stops_at_the_next_team_and_skips_faust_bookkeep
     for key in (b"1:a", b"1:b", b"12:c", b"2:d"):
         db[key] = encode(PersonRecord(known=True))
     db[b"__faust\0offset__"] = b"17"
-    store = PersonStore(table)
+    store = PersonStore(table, _Changelog().send)
     assert [k for k, _ in store.scan(0, b"1:")] == [b"1:a", b"1:b"]
     assert [k for k, _ in store.scan(0, b"12:")] == [b"12:c"]
     assert [k for k, _ in store.scan(0)] == [b"12:c", b"1:a", b"1:b", b"2:d"]
@@ -68,7 +80,7 @@ def test_the_index_is_rebuilt_once_and_kept_current_by_put(table):
     db = table.data._db_for_partition(0)
     db[b"1:a"] = encode(PersonRecord(next_deadline_us=100))
     db[b"1:b"] = encode(PersonRecord(next_deadline_us=None))
-    store = PersonStore(table)
+    store = PersonStore(table, _Changelog().send)
     assert store.index(0) is None
     index, pending = store.ensure_index(0, replay_from=0)
     assert len(index) == 1 and pending == []
@@ -86,5 +98,5 @@ def test_rebuild_returns_records_whose_control_flips_may_not_have_been_sent(tabl
     db = table.data._db_for_partition(0)
     db[b"1:a"] = encode(PersonRecord(outbox=[OutboxFlip(5, False, 1, 9, (SOURCE_CONTROL, 0, 40))]))
     db[b"1:b"] = encode(PersonRecord(outbox=[OutboxFlip(5, False, 1, 9, (SOURCE_CONTROL, 0, 30))]))
-    _, pending = PersonStore(table).ensure_index(0, replay_from=40)
+    _, pending = PersonStore(table, _Changelog().send).ensure_index(0, replay_from=40)
     assert [key for key, _ in pending] == [b"1:a"]
