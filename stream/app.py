@@ -29,7 +29,6 @@ from cohorts.topics import Topics
 from infra.logs import logging_config
 from stream.agents import catalog, control, ingest, person
 from stream.clock import Clock, wall_clock_us
-from stream.durable_commit import durable_commits
 from stream.fast_delivery import fast_delivery
 from stream.fast_producer import FastProducer
 from stream.fast_producer import attach as attach_fast_producer
@@ -86,7 +85,6 @@ def create_app(
     safe_fetching(app)
     fast_delivery(app)
     quiet_monitor(app)
-    durable_commits(app)
     fast = FastProducer(settings.bootstrap)
     runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning, partitioner, fast)
     attach_fast_producer(app, fast, before=[runtime.input_batches.flush], after=[runtime.changelog.persist])

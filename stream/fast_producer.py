@@ -31,6 +31,10 @@ __all__ = ["FastProducer", "attach"]
 #: How often a flush looks at delivery reports while it waits.
 _FLUSH_POLL_S: Final[float] = 0.002
 
+#: Delivery reports are served every this many sends (and by every flush): a `poll` per message
+#: cost as much as the send itself.
+_POLL_EVERY: Final[int] = 256
+
 
 class DeliveryFailed(RuntimeError):
     """Kafka refused a message for good; the inputs that caused it must not be committed."""
@@ -81,6 +85,7 @@ class FastProducer:
         self._delivered = self._round.delivered
         #: Rounds a flush closed whose messages are not all acknowledged yet, oldest first.
         self._closed: list[_Round] = []
+        self._unpolled = 0
 
     def track_offsets(self, topic: str) -> dict[int, int]:
         """The highest acknowledged offset per partition of `topic`, kept current by delivery reports."""
@@ -95,7 +100,10 @@ class FastProducer:
                 break
             except BufferError:  # the local queue is full: serve delivery reports until it drains
                 self._producer.poll(0.01)
-        self._producer.poll(0)
+        self._unpolled += 1
+        if self._unpolled >= _POLL_EVERY:
+            self._unpolled = 0
+            self._producer.poll(0)
 
     async def flush(self) -> None:
         """Wait until every message sent before this call is acknowledged; raise if one failed."""

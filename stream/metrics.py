@@ -21,8 +21,18 @@ class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.messages_in = Counter("cohorts_worker_messages_in", "Messages consumed, by topic", ["topic"], registry=r)
-        self.messages_out = Counter("cohorts_worker_messages_out", "Messages produced, by topic", ["topic"], registry=r)
+        self.messages_in = Counter(
+            "cohorts_worker_messages_in",
+            "Messages consumed, by topic (cohort_person_inputs: inputs, each input of a batch counted)",
+            ["topic"],
+            registry=r,
+        )
+        self.messages_out = Counter(
+            "cohorts_worker_messages_out",
+            "Messages produced, by topic (cohort_person_inputs: inputs, each input of a batch counted)",
+            ["topic"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "cohorts_worker_dead_letters", "Inputs sent to the dead-letter topic, by reason", ["reason"], registry=r
         )

@@ -57,27 +57,34 @@ class Outputs:
         if not flips:
             return
         topic = self._channels.membership_changed
-        sent = self._sent.get(topic.get_topic_name())
-        stamps: dict[int, str] = {}  # the flips of one input share their instant
+        name = topic.get_topic_name()
+        fast = self._fast
+        encode = MembershipChange.encode
+        stamps: dict[int, str] = {}  # the flips of one input share their instant and person
+        keys: dict[str, bytes] = {}
+        entered = 0
         for flip in flips:
-            status = "entered" if flip.entered else "left"
             stamp = stamps.get(flip.at_us)
             if stamp is None:
                 stamp = stamps[flip.at_us] = format_iso(flip.at_us)
-            change = MembershipChange(
-                team_id=flip.team_id,
-                cohort_id=flip.cohort_id,
-                person_id=flip.person_id,
-                status=status,
-                last_updated=stamp,
-                version=flip.version,
-            )
-            await self._send(topic, flip.person_id.encode(), change.to_bytes())
-            sent.inc()
-            if replayed:
-                self._metrics.replayed_flips.inc()
+            key = keys.get(flip.person_id)
+            if key is None:
+                key = keys[flip.person_id] = flip.person_id.encode()
+            status = "entered" if flip.entered else "left"
+            entered += flip.entered
+            value = encode(flip.team_id, flip.cohort_id, flip.person_id, status, stamp, flip.version)
+            if fast is not None:
+                fast.send(name, key, value)
             else:
-                self._flipped.get(status).inc()
+                await self._send(topic, key, value)
+        self._sent.get(name).inc(len(flips))
+        if replayed:
+            self._metrics.replayed_flips.inc(len(flips))
+        else:
+            if entered:
+                self._flipped.get("entered").inc(entered)
+            if entered < len(flips):
+                self._flipped.get("left").inc(len(flips) - entered)
 
     async def dead_letter(self, reason: str, topic: str, partition: int, offset: int, key: Any, value: Any) -> None:
         """The original is cut to its first DEAD_LETTER_VALUE_BYTES (and key) so the letter can be sent."""

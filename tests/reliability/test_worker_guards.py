@@ -18,7 +18,7 @@ from faust.types import TP
 from cohorts.wire import ControlMessage, DeadLetter, PersonInput, WireError
 from stream.agents.control import check_fields
 from stream.catalog import Catalog, parse_cohort_key, read_record
-from stream.durable_commit import durable_commits
+from stream.fast_producer import attach
 from stream.metrics import WorkerMetrics
 from stream.outputs import DEAD_LETTER_KEY_BYTES, DEAD_LETTER_VALUE_BYTES, Outputs
 from stream.posthog import MAX_FORWARD_BYTES, MAX_ID_CHARS, Rejected, decode_event, decode_person, forwardable
@@ -190,52 +190,37 @@ def test_a_dead_letter_keeps_a_bounded_part_of_an_enormous_message():
 # --- faust commit behaviour --------------------------------------------------------------------
 
 
-class _Buffer:
-    """The parts of faust's ProducerBuffer durable_commits touches."""
+def test_a_commit_first_sends_waiting_inputs_then_waits_for_every_acknowledgement_then_notes_offsets():
+    """Scenario (defect 3 of docs/reliability.md, in today's shape): faust committed input offsets
+    while the state changes they caused were still on their way. The pre-commit flush must send the
+    input batches still in memory, wait until Kafka acknowledged everything sent before it (the
+    changelog writes included), and only then note changelog offsets."""
+    calls: list[str] = []
 
-    def __init__(self) -> None:
-        self.state = "running"
-        self.message_sent = asyncio.Event()
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.release = asyncio.Event()
+    class _Fast:
+        async def flush(self) -> None:
+            calls.append("fast flush begins")
+            await asyncio.sleep(0.05)
+            calls.append("fast flush acknowledged")
 
-    def put(self, fut: Any) -> None:
-        self.queue.put_nowait(fut)
+    async def faust_flush() -> None:
+        calls.append("faust flush")
 
-    async def _send_pending(self, fut: Any) -> None:
-        await self.release.wait()
-
-    async def flush(self) -> None:  # faust's: gives up when nothing leaves the buffer for 0.1 s
-        return None
-
-    async def run(self) -> None:
-        send = self._send_pending
-        while True:
-            fut = await self.queue.get()
-            await send(fut)
-            self.message_sent.set()
-
-
-def test_a_commit_waits_until_every_buffered_changelog_write_left_the_buffer():
-    """Scenario: faust committed input offsets while their changelog writes were still queued;
-    a SIGKILL then lost writes of inputs that were never read again."""
-
-    async def scenario() -> tuple[bool, bool]:
-        buffer = _Buffer()
-        durable_commits(SimpleNamespace(producer=SimpleNamespace(buffer=buffer)))
-        sender = asyncio.create_task(buffer.run())
-        buffer.put("write-1")
-        buffer.put("write-2")
-        flush = asyncio.create_task(buffer.flush())
-        await asyncio.sleep(0.35)  # longer than faust's 0.1 s give-up
-        waited = not flush.done()
-        buffer.release.set()
-        await asyncio.wait_for(flush, 2)
-        sender.cancel()
-        return waited, buffer.queue.empty()
-
-    waited, drained = asyncio.run(scenario())
-    assert waited and drained
+    producer = SimpleNamespace(flush=faust_flush)
+    attach(
+        SimpleNamespace(producer=producer),
+        _Fast(),
+        before=[lambda: calls.append("input batches sent")],
+        after=[lambda: calls.append("changelog offsets noted")],
+    )
+    asyncio.run(producer.flush())
+    assert calls == [
+        "input batches sent",
+        "faust flush",
+        "fast flush begins",
+        "fast flush acknowledged",
+        "changelog offsets noted",
+    ]
 
 
 class _Consumer:

@@ -26,3 +26,4 @@ def test_membership_change_bytes_equal_the_asdict_form_and_round_trip():
     change = MembershipChange(1, 2, "p", "entered", "2025-01-01T00:00:00.000000Z", 3)
     assert change.to_bytes() == orjson.dumps(asdict(change))
     assert MembershipChange.from_bytes(change.to_bytes()) == change
+    assert MembershipChange.encode(1, 2, "p", "entered", "2025-01-01T00:00:00.000000Z", 3) == change.to_bytes()
