@@ -205,7 +205,7 @@ class BackfillInput(_Message):
 
 
 def decode_person_input(raw: bytes) -> EventInput | PersonInput | BackfillInput:
-    """Decode one `cohort_person_inputs` value holding a single input (see `split_person_inputs`)."""
+    """Decode one `cohort_person_inputs` value holding a single input (a batch: `split_person_input_batch`)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -214,10 +214,11 @@ def decode_person_input(raw: bytes) -> EventInput | PersonInput | BackfillInput:
 
 
 def person_input_of(data: Any) -> EventInput | PersonInput | BackfillInput:
-    """One input from its parsed JSON, by its `kind` field."""
+    """One input from its parsed JSON, by its `kind` field (`data` itself is left as it was)."""
     if not isinstance(data, dict):
         raise WireError("person input: not a JSON object")
-    kind = data.pop("kind", None)
+    kind = data.get("kind")
+    data = {name: value for name, value in data.items() if name != "kind"}
     if data.get("source") is not None:
         data["source"] = tuple(data["source"])
     if kind == "event":

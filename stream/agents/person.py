@@ -14,6 +14,7 @@ faust flushes what step 4 sent before committing the input's offset.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import faust
 import orjson
@@ -50,6 +51,15 @@ def check_backfill(item: BackfillInput, source: int) -> None:
         raise WireError("backfill input: event must be a string and properties an object")
     if not isinstance(item.matchers, list) or not all(isinstance(m, str) for m in item.matchers):
         raise WireError("backfill input: matchers must be a list of strings")
+
+
+def _element_bytes(element: Any) -> bytes:
+    """A batch element as JSON again, for its dead letter; empty if orjson cannot write it back
+    (it reads 1,024 levels of nesting but writes 255; the letter's position finds the batch)."""
+    try:
+        return orjson.dumps(element)
+    except orjson.JSONEncodeError:
+        return b""
 
 
 def install(app: faust.App, rt: Runtime) -> None:
@@ -112,8 +122,9 @@ def install(app: faust.App, rt: Runtime) -> None:
             except (WireError, ValueError, TypeError):
                 reason = "invalid person input"
             if reason is not None:
-                original = orjson.dumps(element)
-                await outputs.dead_letter(reason, msg.topic, msg.partition, msg.offset, event.key, original)
+                await outputs.dead_letter(
+                    reason, msg.topic, msg.partition, msg.offset, event.key, _element_bytes(element)
+                )
                 continue
             await fold_one(item, origin, key, msg.partition)
 

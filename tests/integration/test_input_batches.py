@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from cohorts.topics import partition_for, person_key
@@ -32,10 +33,12 @@ def test_a_batch_folds_its_good_inputs_and_dead_letters_each_bad_one_with_its_re
     make_topics, make_settings, tmp_path
 ):
     """Scenario: one message on cohort_person_inputs (partition 1) carries, in order: an event for
-    p_a, a person record for p_b, an input without `kind`, the number 42, and an event for a person
-    of another partition. Then a value that starts like a batch but is not JSON. Expected: p_a and
-    p_b are written (changelog), and four dead letters name the batch's position: two "invalid
-    person input" for the malformed elements, one "wrong key or partition", one for the torn value."""
+    p_a, a person record for p_b, an input without `kind`, the number 42, an event for a person of
+    another partition, and an input nested deeper than orjson writes. Then a value that starts like
+    a batch but is not JSON. Expected: p_a and p_b are written (changelog), and five dead letters
+    name the batch's position: three "invalid person input" for the malformed elements (the deep one
+    with no bytes, as it cannot be written back), one "wrong key or partition" holding the element
+    as it came, and one "invalid person input" for the torn value."""
     topics = make_topics(partitions=4)
     settings = make_settings(topics, tmp_path)
     p_a, p_b = _persons_on(1, topics.partitions, 2)
@@ -47,8 +50,10 @@ def test_a_batch_folds_its_good_inputs_and_dead_letters_each_bad_one_with_its_re
          "is_deleted": False, "source": (topics.persons, 0, 0)}
     ).to_bytes()  # fmt: skip
     misplaced = EventInput(TEAM, elsewhere, "$pageview", NOW_US, {}, "u2", (topics.events, 0, 1)).to_bytes()
-    batch = person_input_batch([good_event, good_person, b'{"team_id": 7, "person_id": "x"}', b"42", misplaced])
-    assert [type(e) for e in split_person_input_batch(batch)] == [dict, dict, dict, int, dict]
+    too_deep = b'{"kind": "event", "properties": ' + b'{"a": ' * 300 + b"1" + b"}" * 301  # orjson cannot write it back
+    elements = [good_event, good_person, b'{"team_id": 7, "person_id": "x"}', b"42", misplaced, too_deep]
+    batch = person_input_batch(elements)
+    assert [type(e) for e in split_person_input_batch(batch)] == [dict, dict, dict, int, dict, dict]
 
     worker = start_worker(settings, tmp_path, now_us=NOW_US)
     letters = TopicReader(settings.bootstrap, topics.dead_letters)
@@ -57,7 +62,7 @@ def test_a_batch_folds_its_good_inputs_and_dead_letters_each_bad_one_with_its_re
         key = person_key(TEAM, p_a).encode()
         produce(settings.bootstrap, topics.person_inputs, [(key, batch), (key, b"[not json")], partition=1)
         written = changelog.wait_for(lambda ms: {p_a.encode(), p_b.encode()} <= {k.split(b":")[1] for k, _ in ms})
-        dead = letters.wait_for(lambda ms: len(ms) >= 4)
+        dead = letters.wait_for(lambda ms: len(ms) >= 5)
         records = {k: decode(v) for k, v in written}
         assert records[person_key(TEAM, p_b).encode()].properties == {"plan": "pro"}
         assert records[key].known
@@ -67,12 +72,15 @@ def test_a_batch_folds_its_good_inputs_and_dead_letters_each_bad_one_with_its_re
             "invalid person input",
             "invalid person input",
             "invalid person input",
+            "invalid person input",
             "wrong key or partition",
         ]
         assert {(d.source_topic, d.source_partition) for d in decoded} == {(topics.person_inputs, 1)}
         assert sorted({d.source_offset for d in decoded}) == [0, 1]
         assert b"[not json" in {d.original for d in decoded}
-        assert any(d.reason == "wrong key or partition" and elsewhere.encode() in d.original for d in decoded)
+        misplaced_letter = next(d for d in decoded if d.reason == "wrong key or partition")
+        assert orjson.loads(misplaced_letter.original) == orjson.loads(misplaced)  # the element as it came
+        assert b"" in {d.original for d in decoded}  # the one orjson cannot write back
     finally:
         letters.close()
         changelog.close()

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import orjson
 
-from cohorts.wire import EventInput, MembershipChange, PersonInput, decode_person_input
+from cohorts.wire import EventInput, MembershipChange, PersonInput, decode_person_input, person_input_of
 
 
 def test_event_input_bytes_equal_the_asdict_form_and_round_trip():
@@ -27,3 +27,13 @@ def test_membership_change_bytes_equal_the_asdict_form_and_round_trip():
     assert change.to_bytes() == orjson.dumps(asdict(change))
     assert MembershipChange.from_bytes(change.to_bytes()) == change
     assert MembershipChange.encode(1, 2, "p", "entered", "2025-01-01T00:00:00.000000Z", 3) == change.to_bytes()
+
+
+def test_reading_a_batch_element_leaves_the_element_as_it_came():
+    """A batch element that fails later checks is dead-lettered as it arrived, `kind` included."""
+    element = {"kind": "event", "team_id": 1, "person_id": "p", "event": "e", "timestamp_us": 5,
+               "properties": {}, "uuid": None, "source": ["events", 0, 3]}  # fmt: skip
+    before = dict(element)
+    item = person_input_of(element)
+    assert isinstance(item, EventInput) and item.source == ("events", 0, 3)
+    assert element == before
