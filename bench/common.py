@@ -14,8 +14,10 @@ Invariants: a phase that does not finish within its deadline, or exits without a
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +284,21 @@ def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> Non
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--report`, `--no-report` and `--results-dir`: where a benchmark appends its section and keeps
+    its run directory."""
+    parser.add_argument("--report", type=Path, default=project_root() / "docs" / "benchmarks.md")
+    parser.add_argument("--no-report", action="store_true", help="do not append to the report")
+    parser.add_argument("--results-dir", type=Path, default=project_root() / "bench" / "results")
+
+
+def new_run(results_dir: Path, name: str, module: str, argv: Sequence[str] | None) -> tuple[Path, str]:
+    """A fresh run directory `<results_dir>/<name>-<UTC time>` (created and printed) and the command
+    line that reruns this benchmark, for its report."""
+    run_dir = results_dir / datetime.now(UTC).strftime(f"{name}-%Y%m%dT%H%M%SZ")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(f"run directory: {run_dir}", flush=True)
+    given = sys.argv[1:] if argv is None else argv
+    return run_dir, " ".join([f".venv/bin/python -m {module}", *map(shlex.quote, given)])

@@ -33,9 +33,7 @@ Never: moves the worker's clock, or reads anything of the worker but the broker.
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -47,12 +45,20 @@ from typing import Any
 import orjson
 
 from bench.calc_reports import FinishedReports
-from bench.common import delete_prefixed_topics, local_broker, process_cpu_s, spawn, stop_process
+from bench.common import (
+    add_output_arguments,
+    delete_prefixed_topics,
+    local_broker,
+    new_run,
+    process_cpu_s,
+    spawn,
+    stop_process,
+)
 from bench.ingest import benchmark_cohorts
 from bench.latency_probes import TopicWatcher, percentile
 from bench.report import append_section, load_average, machine_info
 from cli.demo_data import clickhouse_time
-from cli.local_kafka import free_port, project_root
+from cli.local_kafka import free_port
 from cli.producer import json_producer, produce_json
 from cohorts.settings import Settings
 from cohorts.topics import Topics
@@ -313,15 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tick-interval", type=float, default=10.0, help="the worker's tick interval (seconds)")
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--background", type=int, default=20, help="background cohorts (0: none)")
-    parser.add_argument("--report", type=Path, default=project_root() / "docs" / "benchmarks.md")
-    parser.add_argument("--no-report", action="store_true")
-    parser.add_argument("--results-dir", type=Path, default=project_root() / "bench" / "results")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    command = " ".join([".venv/bin/python -m bench.exit_lag", *map(shlex.quote, given)])
-    work_dir = args.results_dir / datetime.now(UTC).strftime("exit-lag-%Y%m%dT%H%M%SZ")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    print(f"run directory: {work_dir}", flush=True)
+    work_dir, command = new_run(args.results_dir, "exit-lag", "bench.exit_lag", argv)
     configured = Settings().kafka_bootstrap
     with local_broker(work_dir, configured) as broker:
         found = _run(args, broker.bootstrap, work_dir)

@@ -21,24 +21,20 @@ finishes. Never: reads the worker's state other than through the broker and its 
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from confluent_kafka import Message
 
 from bench.calc_reports import FinishedReports, last_finished_ms
-from bench.common import Dataset, PhaseResult, delete_prefixed_topics, local_broker
+from bench.common import Dataset, PhaseResult, add_output_arguments, delete_prefixed_topics, local_broker, new_run
 from bench.ingest import measure_worker
 from bench.preload import new_prefix, preload
 from bench.recalc import NEW_COHORTS
 from bench.report import append_section, load_average, machine_info, results_table
-from cli.local_kafka import project_root
 from cli.producer import json_producer
 from cohorts.settings import Settings
 from cohorts.validate import normalise_filters
@@ -163,15 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--worker-timeout-s", type=float, default=900.0, help="deadline of the fold")
     parser.add_argument("--recalc-timeout-s", type=float, default=600.0, help="deadline of each recalculation")
-    parser.add_argument("--report", type=Path, default=project_root() / "docs" / "benchmarks.md")
-    parser.add_argument("--no-report", action="store_true")
-    parser.add_argument("--results-dir", type=Path, default=project_root() / "bench" / "results")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    command = " ".join([".venv/bin/python -m bench.recalc_worker", *map(shlex.quote, given)])
-    run_dir = args.results_dir / datetime.now(UTC).strftime("recalc-worker-%Y%m%dT%H%M%SZ")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"run directory: {run_dir}", flush=True)
+    run_dir, command = new_run(args.results_dir, "recalc-worker", "bench.recalc_worker", argv)
     found: list[Recalculation] = []
     configured = Settings().kafka_bootstrap
     with local_broker(run_dir, configured) as broker:

@@ -21,19 +21,25 @@ broker data, faust state and (on a configured cluster) the run's topics are remo
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
 import signal
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import ingest
-from bench.common import Dataset, PhaseError, PhaseResult, delete_prefixed_topics, local_broker, run_child
+from bench.common import (
+    Dataset,
+    PhaseError,
+    PhaseResult,
+    add_output_arguments,
+    delete_prefixed_topics,
+    local_broker,
+    new_run,
+    run_child,
+)
 from bench.preload import new_prefix, preload
 from bench.report import append_section, ingest_section, load_average, machine_info, ratio_lines, results_table
-from cli.local_kafka import project_root
 from cohorts.settings import Settings
 
 __all__ = ["main"]
@@ -79,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=None, help="reuse a preloaded data set (its broker)")
     parser.add_argument("--timeout-s", type=float, default=None, help="deadline per baseline (default scales)")
     parser.add_argument("--worker-timeout-s", type=float, default=None, help="deadline of the worker phase")
-    parser.add_argument("--report", type=Path, default=project_root() / "docs" / "benchmarks.md")
-    parser.add_argument("--no-report", action="store_true")
-    parser.add_argument("--results-dir", type=Path, default=project_root() / "bench" / "results")
+    add_output_arguments(parser)
     parser.add_argument("--keep", action="store_true", help="keep broker data, faust state and topics")
     args = parser.parse_args(argv)
     # SIGTERM (or SIGINT, which a background job ignores) must still stop the children and the broker
@@ -93,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if not worker_counts or min(worker_counts) < 1 or (args.manifest is not None and len(worker_counts) > 1):
         parser.error("--workers takes positive counts, and only one when --manifest reuses a data set")
 
-    run_dir = args.results_dir / datetime.now(UTC).strftime("ingest-%Y%m%dT%H%M%SZ")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    given = sys.argv[1:] if argv is None else argv
-    command = " ".join([".venv/bin/python -m bench.run_ingest", *map(shlex.quote, given)])
-    print(f"run directory: {run_dir}", flush=True)
+    run_dir, command = new_run(args.results_dir, "ingest", "bench.run_ingest", argv)
 
     reused = args.manifest is not None
     configured = Dataset.load(args.manifest).bootstrap if reused else Settings().kafka_bootstrap

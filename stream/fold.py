@@ -108,16 +108,26 @@ def apply_event(
     ]
     if not matched and record is not None and record.known:
         return FoldResult(None, [], "unmatched")
-    if record is None:
-        record = PersonRecord()
-    affected = _ALL if not record.known else _cohorts_of(team, matched)
-    record.known = True
+    record, affected = _counting_into(record, team, matched)
     for requirement in matched:
         state = _count(record, requirement, item.timestamp_us)
         if state.live_from is not None and origin[1] not in state.live_from:
             state.live_from[origin[1]] = origin[2]
     record.applied[(origin[0], origin[1])] = origin[2]
     return FoldResult(record, _settle(record, item.team_id, item.person_id, origin, team, now_us, affected))
+
+
+def _counting_into(
+    record: PersonRecord | None, team: TeamCatalog, requirements: list[MatcherRequirement]
+) -> tuple[PersonRecord, frozenset[int]]:
+    """The record an event is counted into (a new one if none) and the cohorts to evaluate after:
+    all of them for a person the project did not know yet, else those reading the counted
+    matchers. The person is known from now on (design §4)."""
+    if record is None:
+        record = PersonRecord()
+    affected = _ALL if not record.known else _cohorts_of(team, requirements)
+    record.known = True
+    return record, affected
 
 
 def apply_backfill(record: PersonRecord | None, item: BackfillInput, team: TeamCatalog, now_us: int) -> FoldResult:
@@ -153,10 +163,7 @@ def apply_backfill(record: PersonRecord | None, item: BackfillInput, team: TeamC
         if replayed and record is not None:
             return FoldResult(None, _replayed(record, origin, item.team_id, item.person_id), "replayed")
         return FoldResult(None, [], "unchanged")
-    if record is None:
-        record = PersonRecord()
-    affected = _ALL if not record.known else _cohorts_of(team, counted)
-    record.known = True
+    record, affected = _counting_into(record, team, counted)
     for requirement in counted:
         _count(record, requirement, item.timestamp_us).backfilled[partition] = offset
     return FoldResult(

@@ -80,17 +80,6 @@ def encode(record: PersonRecord | RecordSketch) -> bytes:
     """Format 2 bytes; equal records give equal bytes (the store skips writes that change nothing)."""
     if isinstance(record, RecordSketch):
         return record.encoded()
-    outbox = record.outbox
-    deadline = _NO_DEADLINE if record.next_deadline_us is None else record.next_deadline_us
-    flags = (_KNOWN if record.known else 0) | (_DELETED if record.deleted else 0)
-    header = _HEADER.pack(
-        FORMAT_VERSION,
-        deadline,
-        flags,
-        record.person_version,
-        record.evaluated_at_us,
-        outbox.highest_offset(SOURCE_CONTROL),
-    )
     matchers = {matcher_hash: _matcher_body(state) for matcher_hash, state in record.matchers.items()}
     body = [
         record.properties,
@@ -99,16 +88,36 @@ def encode(record: PersonRecord | RecordSketch) -> bytes:
         _flatten(record.members),
         _flatten(record.deadlines or {}),
         [n for (source, partition), offset in sorted(record.applied.items()) for n in (source, partition, offset)],
-        outbox.groups(),
+        record.outbox.groups(),
     ]
-    return header + orjson.dumps(body)
+    return _header(record) + orjson.dumps(body)
 
 
-def decode(raw: bytes) -> PersonRecord:
+def _header(record: PersonRecord | RecordSketch) -> bytes:
+    """The fixed header of format 2 (module docstring), the same for a record and a sketch."""
+    deadline = _NO_DEADLINE if record.next_deadline_us is None else record.next_deadline_us
+    flags = (_KNOWN if record.known else 0) | (_DELETED if record.deleted else 0)
+    return _HEADER.pack(
+        FORMAT_VERSION,
+        deadline,
+        flags,
+        record.person_version,
+        record.evaluated_at_us,
+        record.outbox.highest_offset(SOURCE_CONTROL),
+    )
+
+
+def _read_header(raw: bytes) -> tuple[int, int | None, int, int, int]:
+    """(format version, next deadline, flags, person version, last evaluation) of a record's bytes."""
     version = _check_version(raw)
     if len(raw) < _HEADER.size:
         raise CodecError(f"person record truncated: {len(raw)} bytes")
     _, deadline, flags, person_version, evaluated_at_us, _ = _HEADER.unpack_from(raw)
+    return version, (None if deadline == _NO_DEADLINE else deadline), flags, person_version, evaluated_at_us
+
+
+def decode(raw: bytes) -> PersonRecord:
+    version, deadline, flags, person_version, evaluated_at_us = _read_header(raw)
     try:
         body = orjson.loads(raw[_HEADER.size :])
         if version == 1:
@@ -136,7 +145,7 @@ def decode(raw: bytes) -> PersonRecord:
             matchers={matcher_hash: _matcher_state(body, version) for matcher_hash, body in matchers.items()},
             static=set(static),
             members=member_map,
-            next_deadline_us=None if deadline == _NO_DEADLINE else deadline,
+            next_deadline_us=deadline,
             deadlines=deadlines,
             evaluated_at_us=evaluated_at_us,
             applied=applied_map,
@@ -174,15 +183,12 @@ class RecordSketch:
     )
 
     def __init__(self, raw: bytes) -> None:
-        self.version = _check_version(raw)
-        if len(raw) < _HEADER.size:
-            raise CodecError(f"person record truncated: {len(raw)} bytes")
-        _, deadline, flags, person_version, evaluated_at_us, _ = _HEADER.unpack_from(raw)
+        self.version, deadline, flags, person_version, evaluated_at_us = _read_header(raw)
         self.known = bool(flags & _KNOWN)
         self.deleted = bool(flags & _DELETED)
         self.person_version: int = person_version
         self.evaluated_at_us: int = evaluated_at_us
-        self.next_deadline_us: int | None = None if deadline == _NO_DEADLINE else deadline
+        self.next_deadline_us: int | None = deadline
         self._outbox: Outbox | None = None
         try:
             body = self._body = orjson.loads(raw[_HEADER.size :])
@@ -234,20 +240,9 @@ class RecordSketch:
         if self.version != FORMAT_VERSION:
             raise CodecError(f"a format-{self.version} sketch cannot be written; decode the record")
         body = self._body
-        outbox = self.outbox
-        deadline = _NO_DEADLINE if self.next_deadline_us is None else self.next_deadline_us
-        flags = (_KNOWN if self.known else 0) | (_DELETED if self.deleted else 0)
-        header = _HEADER.pack(
-            FORMAT_VERSION,
-            deadline,
-            flags,
-            self.person_version,
-            self.evaluated_at_us,
-            outbox.highest_offset(SOURCE_CONTROL),
-        )
         members, deadlines = _flatten(self.members), _flatten(self.deadlines or {})
-        return header + orjson.dumps(
-            [self.properties, self._matchers, body[2], members, deadlines, body[5], outbox.groups()]
+        return _header(self) + orjson.dumps(
+            [self.properties, self._matchers, body[2], members, deadlines, body[5], self.outbox.groups()]
         )
 
 
