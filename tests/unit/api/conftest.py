@@ -16,6 +16,7 @@ import pytest
 from api.admin import create_key, create_project
 from api.main import create_app
 from api.publisher import MemoryPublisher
+from api.store import Store
 from api.views.membership import apply_change
 from api.views.persons import apply_distinct_id, apply_person
 from api.views.reports import apply_report
@@ -162,6 +163,14 @@ class Api:
     def new_key(self, scopes: list[str], *, project_id: int | None = -1, email: str = "ann@acme.com") -> str:
         project = self.project_id if project_id == -1 else project_id
         return create_key(self.settings, project, email, scopes)["key"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """An api view store of its own, for tests of the folds and views without an app."""
+    opened = Store(tmp_path / "api")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

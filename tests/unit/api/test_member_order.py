@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,13 +18,6 @@ from api.views.membership import apply_change
 from api.views.persons import apply_person
 
 TEAM = 7
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    opened = Store(tmp_path / "api")
-    yield opened
-    opened.close()
 
 
 def flip(cohort: int, person: str, status: str = "entered", version: int = 1, second: int = 0) -> tuple:

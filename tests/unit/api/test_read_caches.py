@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,13 +19,6 @@ from tests.unit.api.conftest import Api, person_filters
 
 TEAM = 7
 PARTITIONS = 2
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    opened = Store(tmp_path / "api")
-    yield opened
-    opened.close()
 
 
 def report(cohort: int, version: int, partition: int, *, finished: bool, count: int = 1, error: str | None = None):

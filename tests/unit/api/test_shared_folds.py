@@ -3,8 +3,6 @@ and the api-log fold (activity, static members, views, version filters)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,13 +28,6 @@ from api.views.static_members import StaticMembersView
 from cohorts.wire import CatalogRecord, WireError
 
 TEAM = 7
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "api")
-    yield opened
-    opened.close()
 
 
 def fold(store: Store, fn, *records: Record) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pytest
 
@@ -12,13 +10,6 @@ from api.views.membership import MembershipView, apply_change
 from api.views.persons import PersonRecordError, PersonsView, apply_distinct_id, apply_person
 from api.views.reports import ReportsView, apply_report
 from cohorts.wire import WireError
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    opened = Store(tmp_path / "api")
-    yield opened
-    opened.close()
 
 
 def fold(store: Store, fn, *values, **kwargs) -> None:
