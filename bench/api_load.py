@@ -50,7 +50,7 @@ from bench.api_load_data import ApiDataset, produce_dataset
 from bench.common import local_broker, process_cpu_s, spawn, stop_process
 from bench.latency_probes import percentile
 from bench.latency_stack import wait_for
-from bench.report import append_section, load_average, machine_info
+from bench.report import load_average, machine_info, publish
 from cli.local_kafka import free_port, project_root
 from cohorts.settings import Settings
 from cohorts.topics import Topics
@@ -368,10 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     command = shlex.join([".venv/bin/python", "-m", "bench.api_load", *(argv if argv is not None else sys.argv[1:])])
     result = run(args, work)
     text = section(result, command, machine_info(result.kafka_version))
-    print(text)
-    (work / "result.md").write_text(text)
-    if not args.no_report:
-        append_section(project_root() / "docs" / "benchmarks.md", text)
+    publish(text, work, None if args.no_report else project_root() / "docs" / "benchmarks.md")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ from bench.common import (
 )
 from bench.ingest import benchmark_cohorts
 from bench.latency_probes import TopicWatcher, percentile
-from bench.report import append_section, load_average, machine_info
+from bench.report import load_average, machine_info, publish
 from cli.demo_data import clickhouse_time
 from cli.local_kafka import free_port
 from cli.producer import json_producer, produce_json
@@ -334,11 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     (work_dir / "persons.json").write_bytes(
         orjson.dumps([p.__dict__ for p in persons.values()], option=orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2)
     )
-    (work_dir / "result.md").write_text(section)
-    print(section)
-    if not args.no_report:
-        append_section(args.report, section)
-        print(f"appended to {args.report}")
+    publish(section, work_dir, None if args.no_report else args.report)
 
 
 if __name__ == "__main__":

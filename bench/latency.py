@@ -39,7 +39,7 @@ from bench.common import local_broker, process_cpu_s
 from bench.ingest import benchmark_cohorts
 from bench.latency_probes import CountPoller, Flip, StageSummary, TopicWatcher, summarise
 from bench.latency_stack import Stack, running_stack, wait_for
-from bench.report import append_section, load_average, machine_info
+from bench.report import load_average, machine_info, publish
 from cli.demo_data import DemoPopulation, clickhouse_time
 from cli.local_kafka import project_root
 from cli.producer import json_producer, produce_json
@@ -425,11 +425,8 @@ def main(argv: list[str] | None = None) -> None:
     command = shlex.join([".venv/bin/python", "-m", "bench.latency", *(argv if argv is not None else sys.argv[1:])])
     result = run_latency(config, work_dir, os.environ.get("COHORTS_KAFKA_BOOTSTRAP"))
     section = latency_section(result, command, machine_info(result.kafka_version))
-    print(section)
-    (work_dir / "result.md").write_text(section)
     (work_dir / "flips.json").write_bytes(orjson.dumps([vars(f) for f in result.flips]))
-    if not args.no_report:
-        append_section(project_root() / "docs" / "benchmarks.md", section)
+    publish(section, work_dir, None if args.no_report else project_root() / "docs" / "benchmarks.md")
 
 
 if __name__ == "__main__":

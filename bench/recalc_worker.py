@@ -34,7 +34,7 @@ from bench.common import Dataset, PhaseResult, add_output_arguments, delete_pref
 from bench.ingest import measure_worker
 from bench.preload import new_prefix, preload
 from bench.recalc import NEW_COHORTS
-from bench.report import append_section, load_average, machine_info, results_table
+from bench.report import load_average, machine_info, publish, results_table
 from cli.producer import json_producer
 from cohorts.settings import Settings
 from cohorts.validate import normalise_filters
@@ -187,11 +187,7 @@ def main(argv: list[str] | None = None) -> None:
             delete_prefixed_topics(broker.bootstrap, dataset.prefix)
     shutil.rmtree(run_dir / "worker" / "data", ignore_errors=True)
     section = _section(command, dataset, machine, ingest, found)
-    (run_dir / "result.md").write_text(section)
-    print(section)
-    if not args.no_report:
-        append_section(args.report, section)
-        print(f"appended to {args.report}")
+    publish(section, run_dir, None if args.no_report else args.report)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ __all__ = [
     "ingest_section",
     "load_average",
     "machine_info",
+    "publish",
     "ratio_lines",
     "results_table",
 ]
@@ -188,3 +189,13 @@ def append_section(path: Path, section: str) -> None:
         path.write_text(REPORT_HEADER)
     with path.open("a") as report:
         report.write("\n" + section)
+
+
+def publish(section: str, run_dir: Path, report: Path | None) -> None:
+    """Print a benchmark's section, keep it as the run's result.md and append it to `report`
+    (None: `--no-report`)."""
+    print(section)
+    (run_dir / "result.md").write_text(section)
+    if report is not None:
+        append_section(report, section)
+        print(f"appended to {report}")
