@@ -40,6 +40,19 @@ def new_prefix() -> str:
     return f"bench{uuid.uuid4().hex[:8]}_"
 
 
+def described(args: argparse.Namespace, bootstrap: str, prefix: str | None = None) -> Dataset:
+    """The data set a benchmark's `--partitions/--events/--persons/--seed` describe, under `prefix`
+    (default: a fresh one), not produced yet."""
+    return Dataset(
+        bootstrap=bootstrap,
+        prefix=prefix or new_prefix(),
+        partitions=args.partitions,
+        events=args.events,
+        persons=args.persons,
+        seed=args.seed,
+    )
+
+
 def preload(dataset: Dataset, *, progress: bool = True) -> Dataset:
     """Create the topics and produce the data set; returns it with `produce_seconds` filled in.
 
@@ -94,15 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         bootstrap = kafka.bootstrap
         print(f"local broker left running at {bootstrap}; stop it with: "
               f"python -m bench.preload --stop-broker {args.work_dir}")  # fmt: skip
-    dataset = Dataset(
-        bootstrap=bootstrap,
-        prefix=args.prefix or new_prefix(),
-        partitions=args.partitions,
-        events=args.events,
-        persons=args.persons,
-        seed=args.seed,
-    )
-    dataset = preload(dataset)
+    dataset = preload(described(args, bootstrap, args.prefix))
     manifest = args.manifest or args.work_dir / "dataset.json"
     dataset.save(manifest)
     print(f"manifest: {manifest}")

@@ -32,7 +32,7 @@ from confluent_kafka import Message
 from bench.calc_reports import FinishedReports, last_finished_ms
 from bench.common import Dataset, PhaseResult, add_output_arguments, delete_prefixed_topics, local_broker, new_run
 from bench.ingest import measure_worker
-from bench.preload import new_prefix, preload
+from bench.preload import described, preload
 from bench.recalc import NEW_COHORTS
 from bench.report import load_average, machine_info, publish, results_table
 from cli.producer import json_producer
@@ -165,16 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     found: list[Recalculation] = []
     configured = Settings().kafka_bootstrap
     with local_broker(run_dir, configured) as broker:
-        dataset = preload(
-            Dataset(
-                bootstrap=broker.bootstrap,
-                prefix=new_prefix(),
-                partitions=args.partitions,
-                events=args.events,
-                persons=args.persons,
-                seed=args.seed,
-            )
-        )
+        dataset = preload(described(args, broker.bootstrap))
 
         def after(_processes: list[subprocess.Popen[bytes]]) -> None:
             found.extend(recalculate_each(dataset, args.recalc_timeout_s))

@@ -38,7 +38,7 @@ from bench.common import (
     new_run,
     run_child,
 )
-from bench.preload import new_prefix, preload
+from bench.preload import described, new_prefix, preload
 from bench.report import append_section, ingest_section, load_average, machine_info, ratio_lines, results_table
 from cohorts.settings import Settings
 
@@ -112,16 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset = Dataset.load(args.manifest)
         else:
             print(f"preloading {args.events:,} events over {args.persons:,} persons on {broker.bootstrap}", flush=True)
-            dataset = preload(
-                Dataset(
-                    bootstrap=broker.bootstrap,
-                    prefix=new_prefix(),
-                    partitions=args.partitions,
-                    events=args.events,
-                    persons=args.persons,
-                    seed=args.seed,
-                )
-            )
+            dataset = preload(described(args, broker.bootstrap))
         manifest = run_dir / "dataset.json"
         dataset.save(manifest)
         timeout_s = args.timeout_s or 120 + dataset.events / 250
