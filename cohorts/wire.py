@@ -27,6 +27,7 @@ __all__ = [
     "decode_person_input",
     "is_person_input_batch",
     "person_input_batch",
+    "person_input_json",
     "person_input_of",
     "split_person_input_batch",
 ]
@@ -206,11 +207,15 @@ class BackfillInput(_Message):
 
 def decode_person_input(raw: bytes) -> EventInput | PersonInput | BackfillInput:
     """Decode one `cohort_person_inputs` value holding a single input (a batch: `split_person_input_batch`)."""
+    return person_input_of(person_input_json(raw))
+
+
+def person_input_json(raw: bytes | None) -> Any:
+    """The parsed JSON of a value holding a single input, to be read by `person_input_of`."""
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError) as exc:  # TypeError: no value at all
         raise WireError("person input: not JSON") from exc
-    return person_input_of(data)
 
 
 def person_input_of(data: Any) -> EventInput | PersonInput | BackfillInput:

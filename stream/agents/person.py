@@ -25,8 +25,8 @@ from cohorts.wire import (
     EventInput,
     PersonInput,
     WireError,
-    decode_person_input,
     is_person_input_batch,
+    person_input_json,
     person_input_of,
     split_person_input_batch,
 )
@@ -51,6 +51,14 @@ def check_backfill(item: BackfillInput, source: int) -> None:
         raise WireError("backfill input: event must be a string and properties an object")
     if not isinstance(item.matchers, list) or not all(isinstance(m, str) for m in item.matchers):
         raise WireError("backfill input: matchers must be a list of strings")
+
+
+class _Refused(Exception):
+    """An input the fold does not apply; its dead letter carries `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _element_bytes(element: Any) -> bytes:
@@ -100,55 +108,40 @@ def install(app: faust.App, rt: Runtime) -> None:
         if result.flips:
             await outputs.flips(result.flips, replayed=result.outcome == "replayed")
 
-    async def fold_batch(event: faust.EventT) -> None:
-        """Each input of a batch is checked and dead-lettered on its own; the rest are folded."""
-        msg = event.message
+    def checked(data: Any, partition: int) -> tuple[Input, Origin, bytes]:
+        """The input, its source position and its key; _Refused with the dead-letter reason if bad."""
         try:
-            elements = split_person_input_batch(event.value)
-        except WireError:
-            await outputs.dead_letter(
-                "invalid person input", msg.topic, msg.partition, msg.offset, event.key, event.value
-            )
-            return
-        for element in elements:
-            received.inc()
-            reason = None
-            try:
-                item = person_input_of(element)
-                origin = origin_of(item)
-                key = person_key(item.team_id, item.person_id).encode()
-                if partition_of(key, partitions) != msg.partition:
-                    reason = "wrong key or partition"
-            except (WireError, ValueError, TypeError):
-                reason = "invalid person input"
-            if reason is not None:
-                await outputs.dead_letter(
-                    reason, msg.topic, msg.partition, msg.offset, event.key, _element_bytes(element)
-                )
-                continue
-            await fold_one(item, origin, key, msg.partition)
+            item = person_input_of(data)
+            origin = origin_of(item)
+        except (WireError, ValueError, TypeError) as exc:  # TypeError: a source that is not [str, int, int]
+            raise _Refused("invalid person input") from exc
+        key = person_key(item.team_id, item.person_id).encode()
+        if partition_of(key, partitions) != partition:
+            raise _Refused("wrong key or partition")
+        return item, origin, key
 
     @app.agent(channels.person_inputs, name="person-fold")
     async def person_fold(stream: faust.StreamT) -> None:
         await rt.catalog.ready.wait()
         async for event in stream.events():
-            msg = event.message
-            if isinstance(event.value, bytes) and is_person_input_batch(event.value):
-                await fold_batch(event)
-                continue
-            received.inc()
+            msg, value = event.message, event.value
+            batch = isinstance(value, bytes) and is_person_input_batch(value)
             try:
-                item = decode_person_input(event.value)
-                origin = origin_of(item)
-            except (WireError, ValueError, TypeError):  # TypeError: a source that is not [str, int, int]
-                await outputs.dead_letter(
-                    "invalid person input", msg.topic, msg.partition, msg.offset, event.key, event.value
-                )
+                elements = split_person_input_batch(value) if batch else [person_input_json(value)]
+            except WireError:
+                if not batch:
+                    received.inc()
+                reason = "invalid person input"
+                await outputs.dead_letter(reason, msg.topic, msg.partition, msg.offset, event.key, value)
                 continue
-            key = person_key(item.team_id, item.person_id).encode()
-            if event.key != key or partition_of(key, partitions) != msg.partition:
-                await outputs.dead_letter(
-                    "wrong key or partition", msg.topic, msg.partition, msg.offset, event.key, event.value
-                )
-                continue
-            await fold_one(item, origin, key, msg.partition)
+            received.inc(len(elements))
+            for element in elements:  # each input of a batch is checked and dead-lettered on its own
+                try:
+                    item, origin, key = checked(element, msg.partition)
+                    if not batch and key != event.key:  # a batch's key is its first input's
+                        raise _Refused("wrong key or partition")
+                except _Refused as refused:
+                    original = _element_bytes(element) if batch else value
+                    await outputs.dead_letter(refused.reason, msg.topic, msg.partition, msg.offset, event.key, original)
+                    continue
+                await fold_one(item, origin, key, msg.partition)

@@ -87,6 +87,38 @@ def test_a_batch_folds_its_good_inputs_and_dead_letters_each_bad_one_with_its_re
         worker.stop()
 
 
+def test_single_inputs_are_checked_as_before_batches_existed(make_topics, make_settings, tmp_path):
+    """Scenario: lone inputs on partition 1 (what `cohorts backfill` and older builds write): a torn
+    value, a value-less message, p_a's event under p_b's key, and p_b's event under its own key.
+    Expected: p_b is written; the torn and empty values get "invalid person input", the mis-keyed
+    one "wrong key or partition", each with its own offset and its bytes as they came."""
+    topics = make_topics(partitions=4)
+    settings = make_settings(topics, tmp_path)
+    p_a, p_b = _persons_on(1, topics.partitions, 2)
+    key_b = person_key(TEAM, p_b).encode()
+    event_a = EventInput(TEAM, p_a, "$pageview", NOW_US, {}, "u1", (topics.events, 0, 0)).to_bytes()
+    event_b = EventInput(TEAM, p_b, "$pageview", NOW_US, {}, "u2", (topics.events, 0, 1)).to_bytes()
+    worker = start_worker(settings, tmp_path, now_us=NOW_US)
+    letters = TopicReader(settings.bootstrap, topics.dead_letters)
+    changelog = TopicReader(settings.bootstrap, f"{topics.prefix}cohorts-worker-persons-changelog")
+    try:
+        messages = [(key_b, b"{not json"), (key_b, None), (key_b, event_a), (key_b, event_b)]
+        produce(settings.bootstrap, topics.person_inputs, messages, partition=1)
+        written = changelog.wait_for(lambda ms: any(k == key_b for k, _ in ms))
+        dead = letters.wait_for(lambda ms: len(ms) >= 3)
+        assert person_key(TEAM, p_a).encode() not in {k for k, _ in written}
+        decoded = sorted((DeadLetter.from_bytes(v) for _, v in dead), key=lambda d: d.source_offset)
+        assert [(d.source_offset, d.reason, d.original) for d in decoded] == [
+            (0, "invalid person input", b"{not json"),
+            (1, "invalid person input", b""),
+            (2, "wrong key or partition", event_a),
+        ]
+    finally:
+        letters.close()
+        changelog.close()
+        worker.stop()
+
+
 def test_ingest_sends_fewer_messages_than_inputs_and_every_person_is_folded(make_topics, make_settings, tmp_path):
     """Scenario: one PostHog event each for 200 persons arrives at once. Expected: every person gets
     a record, and cohort_person_inputs carries the 200 inputs in fewer messages (they were batched)."""
