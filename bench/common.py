@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from cli.demo_data import DemoPopulation
@@ -302,3 +302,14 @@ def new_run(results_dir: Path, name: str, module: str, argv: Sequence[str] | Non
     print(f"run directory: {run_dir}", flush=True)
     given = sys.argv[1:] if argv is None else argv
     return run_dir, " ".join([f".venv/bin/python -m {module}", *map(shlex.quote, given)])
+
+
+def worker_committed(admin: AdminClient, topics: Topics) -> dict[tuple[str, int], int]:
+    """Offsets the worker has committed, over both its consumer groups (`Topics.worker_groups`:
+    ingest commits the PostHog topics, the faust app the re-keyed inputs, control and catalog)."""
+    committed: dict[tuple[str, int], int] = {}
+    for group in topics.worker_groups():
+        result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=10)
+        offsets = result[group].result().topic_partitions or []
+        committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets if tp.offset >= 0})
+    return committed

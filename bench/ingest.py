@@ -6,9 +6,9 @@ as a subprocess against a preloaded data set, and reading its progress from the 
 
 1. Publish the catalog, write the worker's clock file (`--clock-file`, now = the data set's
    `base_us`, so windows and flips do not depend on when the benchmark runs), start the worker.
-2. Poll the committed offsets of the worker's consumer group (`{prefix}cohorts-worker`, the faust
-   app id in `stream/app.py`) until the events topic, and every other input topic the group
-   commits on, is consumed to its end, and neither `cohort_membership_changed` nor
+2. Poll the committed offsets of the worker's two consumer groups (`Topics.worker_groups`: ingest's
+   and the faust app's) until the events topic, and every other input topic they commit on, is
+   consumed to its end, and neither `cohort_membership_changed` nor
    `cohort_person_inputs` has grown for `quiet_s`.
 3. Start = the first message ingest wrote to `cohort_person_inputs` (its CreateTime: the worker had
    consumed its first event); end = the last flip's CreateTime on `cohort_membership_changed`.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bench.common import (
@@ -44,6 +44,7 @@ from bench.common import (
     process_rss_bytes,
     spawn,
     stop_process,
+    worker_committed,
 )
 from cli.demo_data import BROWSERS, COUNTRIES, EVENTS, PLANS
 from cli.local_kafka import free_port, project_root
@@ -51,12 +52,7 @@ from cli.producer import json_producer
 from cohorts.validate import normalise_filters
 from cohorts.wire import CatalogRecord
 
-__all__ = ["benchmark_cohorts", "measure_worker", "publish_catalog", "worker_group_id", "worker_unavailable"]
-
-
-def worker_group_id(prefix: str) -> str:
-    """The worker's consumer group: its faust app id, `f"{topic_prefix}cohorts-worker"` (stream/app.py)."""
-    return f"{prefix}cohorts-worker"
+__all__ = ["benchmark_cohorts", "measure_worker", "publish_catalog", "worker_unavailable"]
 
 
 # -- the cohort set -------------------------------------------------------------------------------
@@ -184,12 +180,11 @@ class _Progress:
 
 
 class _Observer:
-    """Committed offsets of the worker's group against the topics' ends, via one admin client."""
+    """Committed offsets of the worker's groups against the topics' ends, via one admin client."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self.topics = dataset.topics
-        self.group = worker_group_id(dataset.prefix)
         self.admin = AdminClient({"bootstrap.servers": dataset.bootstrap})
         topics = self.topics
         self.inputs = [topics.events, topics.persons, topics.distinct_ids, topics.person_inputs]
@@ -202,9 +197,7 @@ class _Observer:
         return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
 
     def _committed(self) -> dict[tuple[str, int], int]:
-        request = [ConsumerGroupTopicPartitions(self.group)]
-        result = self.admin.list_consumer_group_offsets(request, request_timeout=10)[self.group].result()
-        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.offset >= 0}
+        return worker_committed(self.admin, self.topics)
 
     def already_started(self) -> bool:
         """Whether a worker has consumed this data set before: its figures would be meaningless."""

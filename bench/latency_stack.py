@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from api.admin import create_key, create_project
-from bench.common import spawn, stop_process
-from bench.ingest import worker_group_id
+from bench.common import spawn, stop_process, worker_committed
 from cli.local_kafka import free_port
 from cohorts.settings import Settings
 from cohorts.topics import Topics
@@ -85,10 +84,7 @@ class Stack:
         partitions = self.settings.partitions
         wanted = [TopicPartition(t, p) for t in topics for p in range(partitions)]
         ends = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in wanted}, request_timeout=10)
-        group = worker_group_id(self.topics.prefix)
-        result = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=10)
-        offsets = result[group].result().topic_partitions or []
-        committed = {(tp.topic, tp.partition): tp.offset for tp in offsets if tp.offset >= 0}
+        committed = worker_committed(self.admin, self.topics)
         return sum(
             max(0, future.result().offset - committed.get((tp.topic, tp.partition), 0)) for tp, future in ends.items()
         )

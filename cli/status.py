@@ -2,7 +2,8 @@
 
 `collect_status` gathers, without joining any consumer group or committing anything:
 - every topic of design §3 with its partition count (and the configured one) and offset span;
-- the worker group's (`{prefix}cohorts-worker`) committed offsets and lag on the topics it consumes;
+- each worker consumer group's committed offsets and lag on the topics it consumes: the faust app
+  (`{prefix}cohorts-worker`) and ingest (`{prefix}cohorts-worker-ingest`), `Topics.worker_groups`;
 - the number of cohorts in `cohort_catalog` (compacted, key = cohort id; a tombstone removes it,
   `deleted: true` is a soft delete, other keys such as the api's `reserve:<uuid>` are skipped);
 - the last few membership flips of `cohort_membership_changed`.
@@ -26,17 +27,12 @@ from cohorts.topics import Topics
 from cohorts.wire import CatalogRecord, MembershipChange, WireError
 from infra.kafka_admin import admin_client
 
-__all__ = ["collect_status", "render_status", "worker_group", "worker_input_topics"]
+__all__ = ["collect_status", "render_status", "worker_group"]
 
 
 def worker_group(settings: Settings) -> str:
-    """The worker's consumer group: its faust app id (`stream.app.worker_app_id`)."""
-    return f"{settings.topic_prefix}cohorts-worker"
-
-
-def worker_input_topics(topics: Topics) -> list[str]:
-    """Topics the worker group consumes and commits (design §2): inputs, re-keyed stream, control, catalog."""
-    return [topics.events, topics.persons, topics.distinct_ids, topics.person_inputs, topics.control, topics.catalog]
+    """The worker's faust consumer group, which commits the re-keyed inputs (`stream.app.worker_app_id`)."""
+    return Topics(prefix=settings.topic_prefix).worker_group
 
 
 def collect_status(settings: Settings, *, flips: int = 5, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -70,7 +66,9 @@ def _collect(settings: Settings, flips: int, timeout_s: float) -> dict[str, Any]
             }
             for s in specs
         ],
-        "worker": _worker_group(admin, settings, topics, spans, timeout_s),
+        "worker_groups": [
+            _group_lag(admin, group, inputs, spans, timeout_s) for group, inputs in topics.worker_groups().items()
+        ],
         **_read_tails(settings, topics, spans, flips, timeout_s),
     }
 
@@ -80,16 +78,14 @@ def _span_total(spans: dict[tuple[str, int], Range], topic: str) -> int:
     return sum(end - start for (name, _), (start, end) in spans.items() if name == topic)
 
 
-def _worker_group(
-    admin: AdminClient, settings: Settings, topics: Topics, spans: dict[tuple[str, int], Range], timeout_s: float
+def _group_lag(
+    admin: AdminClient, group: str, inputs: list[str], spans: dict[tuple[str, int], Range], timeout_s: float
 ) -> dict[str, Any]:
     """Committed offsets against high watermarks; a partition with nothing committed lags by all it holds."""
-    group = worker_group(settings)
     description = settled(
         lambda: admin.describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout=timeout_s),
         timeout_s,
     )
-    inputs = worker_input_topics(topics)
     consumed = sorted((tp for tp in spans if tp[0] in inputs), key=lambda tp: (inputs.index(tp[0]), tp[1]))
     committed: dict[tuple[str, int], int] = {}
     if consumed:
@@ -169,12 +165,12 @@ def render_status(status: dict[str, Any]) -> str:
     width = max((len(t["name"]) for t in status["topics"]), default=0)
     for topic in status["topics"]:
         lines.append(f"  {topic['name']:<{width}}  {_topic_cell(topic)}")
-    worker = status["worker"]
-    members = _plural(worker["members"], "member") if worker["members"] else "no members (no worker running)"
-    lines += ["", f"Worker group {worker['group']}: {worker['state']}, {members}, lag {worker['lag']:,}"]
-    for row in worker["topics"]:
-        note = "" if row["partitions_committed"] else "  (nothing committed yet)"
-        lines.append(f"  {row['name']:<{width}}  lag {row['lag']:>12,}{note}")
+    for worker in status["worker_groups"]:
+        members = _plural(worker["members"], "member") if worker["members"] else "no members (no worker running)"
+        lines += ["", f"Worker group {worker['group']}: {worker['state']}, {members}, lag {worker['lag']:,}"]
+        for row in worker["topics"]:
+            note = "" if row["partitions_committed"] else "  (nothing committed yet)"
+            lines.append(f"  {row['name']:<{width}}  lag {row['lag']:>12,}{note}")
     catalog = status["catalog"]
     lines += ["", f"Catalog: {_plural(catalog['cohorts'], 'cohort')} ({catalog['deleted']:,} deleted)"]
     flips = status["recent_flips"]
@@ -193,7 +189,7 @@ def _verdict(status: dict[str, Any]) -> str:
         for t in status["topics"]
         if t["partitions"] is not None and t["partitions"] != t["expected_partitions"]
     ]
-    if not status["worker"]["members"]:
+    if not all(worker["members"] for worker in status["worker_groups"]):
         problems.append("no worker running")
     if status.get("unreadable_messages"):
         problems.append("unreadable messages")

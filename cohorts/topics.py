@@ -90,6 +90,24 @@ class Topics:
         Every api process folds it into its views, so state written through one is read from all."""
         return self._name("cohort_api_log")
 
+    # The worker's consumer groups (names share the prefix, so deployments never mix).
+    @property
+    def worker_group(self) -> str:
+        """The faust app's group (its app id): the re-keyed inputs, control and catalog."""
+        return self._name("cohorts-worker")
+
+    @property
+    def ingest_group(self) -> str:
+        """Ingest's own group (stream.batch_consumer): the PostHog input topics."""
+        return self._name("cohorts-worker-ingest")
+
+    def worker_groups(self) -> dict[str, list[str]]:
+        """Each worker consumer group and the topics it consumes and commits, in design §2 order."""
+        return {
+            self.ingest_group: [self.events, self.persons, self.distinct_ids],
+            self.worker_group: [self.person_inputs, self.control, self.catalog],
+        }
+
     def specs(self) -> list[TopicSpec]:
         """What `cohorts topics create` creates; faust's own changelog topics are not listed."""
         n = self.partitions

@@ -1,8 +1,8 @@
 """The faust app: wiring only. One file shows everything the worker runs.
 
-    ingest-events        clickhouse_events_json        -> cohort_person_inputs | cohort_dead_letters
-    ingest-persons       clickhouse_person             -> cohort_person_inputs | cohort_dead_letters
-    ingest-distinct-ids  clickhouse_person_distinct_id -> validated and counted | cohort_dead_letters
+    ingest_inputs        clickhouse_events_json        -> cohort_person_inputs | cohort_dead_letters
+    (task, own group:    clickhouse_person             -> cohort_person_inputs | cohort_dead_letters
+     batch consumer)     clickhouse_person_distinct_id -> validated and counted | cohort_dead_letters
     person-fold          cohort_person_inputs          -> persons table -> cohort_membership_changed
     control              cohort_control                -> persons table -> cohort_membership_changed,
                                                           cohort_calculation_reports
@@ -45,8 +45,8 @@ __all__ = ["create_app", "run_worker", "worker_app_id"]
 
 
 def worker_app_id(settings: Settings) -> str:
-    """The faust app id, which is also the consumer group id and the changelog topics' prefix."""
-    return f"{settings.topic_prefix}cohorts-worker"
+    """The faust app id, which is also its consumer group id and the changelog topics' prefix."""
+    return Topics(prefix=settings.topic_prefix).worker_group
 
 
 def create_app(
@@ -128,23 +128,19 @@ def _install_observability(app: faust.App, rt: Runtime) -> None:
             state = readiness(app, rt)
             return self.json({"status": state}, status=200 if state == "ready" else 503)
 
-    consumed = {
-        rt.topics.events,
-        rt.topics.persons,
-        rt.topics.distinct_ids,
-        rt.topics.person_inputs,
-        rt.topics.control,
-        rt.topics.catalog,
-    }
+    consumed = set(rt.topics.worker_groups()[rt.topics.worker_group])
 
     @app.timer(interval=rt.tuning.lag_interval_s)
     async def report_lag() -> None:
-        """Lag of the topics the agents consume (changelogs are read only during recovery).
+        """Lag of the topics the agents and ingest consume (changelogs are read only during recovery).
 
         Partitions a rebalance moved to another worker stop being reported here, so a sum over
         workers counts each partition once."""
         consumer = app.consumer
         reported: set[tuple[str, str]] = set()
+        for (topic, partition), lag in (await rt.ingest_consumer.lag()).items():
+            rt.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+            reported.add((topic, str(partition)))
         for tp in consumer.assignment():
             if tp.topic not in consumed:
                 continue

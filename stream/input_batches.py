@@ -45,9 +45,12 @@ class InputBatches:
         #: partition -> (key of the first input, values, their bytes)
         self._waiting: dict[int, tuple[bytes, list[bytes], int]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        #: Inputs handed to `add` so far (the forwarded-inputs metric reads it).
+        self.added = 0
 
     def add(self, key: bytes, value: bytes) -> None:
         """Queue one encoded input for the partition of `key` (send it at once if batching is off)."""
+        self.added += 1
         partition = self._partition_of(key)
         if self._max_inputs <= 1 or len(value) >= self._max_bytes:
             self._send_one(partition)

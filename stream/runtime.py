@@ -14,6 +14,7 @@ import faust
 
 from cohorts.settings import Settings
 from cohorts.topics import Topics
+from stream.batch_consumer import BatchConsumer
 from stream.catalog import Catalog
 from stream.clock import Clock
 from stream.fast_producer import FastProducer
@@ -107,6 +108,8 @@ class Runtime:
     table: Any
     store: PersonStore
     changelog: Changelog
+    #: Ingest's reader of the PostHog topics, in its own consumer group.
+    ingest_consumer: BatchConsumer
     #: Re-keyed inputs on their way to `cohort_person_inputs`.
     input_batches: InputBatches
     catalog: Catalog
@@ -153,6 +156,14 @@ class Runtime:
             table=table,
             store=PersonStore(table, changelog.send),
             changelog=changelog,
+            ingest_consumer=BatchConsumer(
+                settings.bootstrap,
+                topics.ingest_group,
+                [topics.events, topics.persons, topics.distinct_ids],
+                commit_interval_s=tuning.commit_interval_s,
+                session_timeout_s=tuning.session_timeout_s,
+                heartbeat_interval_s=tuning.heartbeat_interval_s,
+            ),
             input_batches=InputBatches(
                 send_input,
                 lambda key: partitioner.partition(key, partitions),

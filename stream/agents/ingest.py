@@ -12,14 +12,20 @@ Forwarded events keep only the properties an event filter of their name reads (t
 nothing else), so PostHog's large property maps do not travel through `cohort_person_inputs`.
 Both decisions use the catalog as ingest sees it: a matcher added later counts the events ingested
 after it (design §7). Forwarded inputs travel in per-partition batches (stream.input_batches).
+
+Ingest holds no state that must survive a rebalance, so it reads its topics through a batch
+consumer of its own group (stream.batch_consumer), outside faust's per-record path.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import asyncio
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from typing import Final
 
 import faust
+from confluent_kafka import Message
 
 from cohorts.topics import person_key
 from cohorts.wire import EventInput
@@ -78,59 +84,87 @@ def gate_event(item: EventInput, team: TeamCatalog, known: KnownCache, key: byte
 
 
 def install(app: faust.App, rt: Runtime) -> None:
-    channels, outputs, metrics, batches = rt.channels, rt.outputs, rt.metrics, rt.input_batches
-    forwarded_inputs = metrics.messages_out.labels(rt.topics.person_inputs)
+    """Run ingest as a task of the worker: one batch consumer (stream.batch_consumer) for the
+    three PostHog topics, committing after the pre-commit flush of everything it produced."""
+    outputs, metrics, batches, consumer = rt.outputs, rt.metrics, rt.input_batches, rt.ingest_consumer
+    topics = rt.topics
     known = KnownCache()
 
-    def forward(key: bytes, value: bytes) -> None:
+    def ingest_event(message: Message) -> str | None:
+        position = (message.topic(), message.partition(), message.offset())
+        try:
+            item = decode_event(message.value(), position, rt.clock())
+        except Rejected as exc:
+            return exc.reason
+        key = person_key(item.team_id, item.person_id).encode()
+        forwarded = gate_event(item, rt.catalog.team(item.team_id), known, key)
+        if forwarded is None:
+            metrics.gated.inc()
+            return None
+        try:
+            value = forwardable(forwarded, key)
+        except Rejected as exc:
+            known.forget(key)  # nothing was forwarded: the person is not known through this event
+            return exc.reason
         batches.add(key, value)
-        forwarded_inputs.inc()
+        return None
 
-    @app.agent(channels.events, name="ingest-events")
-    async def ingest_events(stream: faust.StreamT) -> None:
-        await rt.catalog.ready.wait()
-        received = metrics.messages_in.labels(rt.topics.events)
-        async for event in stream.events():
-            msg = event.message
-            received.inc()
-            try:
-                item = decode_event(event.value, (msg.topic, msg.partition, msg.offset), rt.clock())
-            except Rejected as exc:
-                await outputs.dead_letter(exc.reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
-                continue
+    def ingest_person(message: Message) -> str | None:
+        try:
+            item = decode_person(message.value(), (message.topic(), message.partition(), message.offset()))
             key = person_key(item.team_id, item.person_id).encode()
-            forwarded = gate_event(item, rt.catalog.team(item.team_id), known, key)
-            if forwarded is None:
-                metrics.gated.inc()
-                continue
-            try:
-                value = forwardable(forwarded, key)
-            except Rejected as exc:
-                known.forget(key)  # nothing was forwarded: the person is not known through this event
-                await outputs.dead_letter(exc.reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
-                continue
-            forward(key, value)
+            value = forwardable(item, key)
+        except Rejected as exc:
+            return exc.reason
+        batches.add(key, value)
+        return None
 
-    @app.agent(channels.persons, name="ingest-persons")
-    async def ingest_persons(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            metrics.messages_in.labels(msg.topic).inc()
-            try:
-                item = decode_person(event.value, (msg.topic, msg.partition, msg.offset))
-                key = person_key(item.team_id, item.person_id).encode()
-                value = forwardable(item, key)
-            except Rejected as exc:
-                await outputs.dead_letter(exc.reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
-                continue
-            forward(key, value)
+    def check_distinct_id(message: Message) -> str | None:
+        try:
+            decode_distinct_id(message.value())
+        except Rejected as exc:
+            return exc.reason
+        return None
 
-    @app.agent(channels.distinct_ids, name="ingest-distinct-ids")
-    async def ingest_distinct_ids(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            metrics.messages_in.labels(msg.topic).inc()
-            try:
-                decode_distinct_id(event.value)
-            except Rejected as exc:
-                await outputs.dead_letter(exc.reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
+    handlers: dict[str, Callable[[Message], str | None]] = {
+        topics.events: ingest_event,
+        topics.persons: ingest_person,
+        topics.distinct_ids: check_distinct_id,
+    }
+    received = {topic: metrics.messages_in.labels(topic) for topic in handlers}
+    forwarded_inputs = metrics.messages_out.labels(topics.person_inputs)
+
+    async def ingest(records: list[Message]) -> None:
+        refused: list[tuple[str, Message]] = []
+        counts = Counter(message.topic() for message in records)
+        before = batches.added
+        for message in records:
+            reason = handlers[message.topic()](message)
+            if reason is not None:
+                refused.append((reason, message))
+        for topic, count in counts.items():
+            received[topic].inc(count)
+        forwarded_inputs.inc(batches.added - before)
+        for reason, message in refused:
+            await outputs.dead_letter(
+                reason, message.topic(), message.partition(), message.offset(), message.key(), message.value()
+            )
+
+    @app.task
+    async def ingest_inputs() -> None:
+        await rt.catalog.ready.wait()
+        try:
+            while True:
+                records = await consumer.batch()
+                if records:
+                    await ingest(records)
+                if consumer.due():
+                    await consumer.commit(app.producer.flush)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a worker that silently stopped ingesting would look healthy
+            app.log.exception("ingest stopped: %r", exc)
+            await app.crash(exc)
+            raise
+        finally:
+            await consumer.close()

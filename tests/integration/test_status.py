@@ -40,7 +40,7 @@ def test_status_of_fresh_topics_is_empty(kafka_bootstrap, make_topics, make_sett
     status = collect_status(make_settings(topics, tmp_path))
     assert [t["partitions"] for t in status["topics"]] == [t.partitions for t in topics.specs()]
     assert all(t["messages"] == 0 for t in status["topics"])
-    assert status["worker"]["lag"] == 0 and status["worker"]["members"] == 0
+    assert [(w["lag"], w["members"]) for w in status["worker_groups"]] == [(0, 0), (0, 0)]
     assert status["catalog"] == {"cohorts": 0, "deleted": 0}
     assert status["recent_flips"] == []
     assert "Membership flips: none yet" in render_status(status)
@@ -81,22 +81,25 @@ def test_status_counts_catalog_cohorts_and_shows_the_last_flips(
 
 
 def test_worker_group_lag_counts_from_committed_offsets(kafka_bootstrap, make_topics, make_settings, tmp_path) -> None:
-    """Scenario: 10 events on partition 0 of the events topic; the worker group committed offset 4 there.
-    Lag = 6 on events; control has 3 messages and nothing committed, so all 3 count as lag."""
+    """Scenario: 10 events on partition 0 of the events topic; ingest's group committed offset 4 there.
+    Lag = 6 on events; control has 3 messages and nothing committed by faust's group, so all 3 count."""
     topics = make_topics(partitions=1)
     settings = make_settings(topics, tmp_path)
     _produce(kafka_bootstrap, [(topics.events, f"e{i}", {"i": i}) for i in range(10)])
     _produce(kafka_bootstrap, [(topics.control, "7:p", {"type": "tick"}) for _ in range(3)])
-    _commit(kafka_bootstrap, worker_group(settings), [TopicPartition(topics.events, 0, 4)])
+    _commit(kafka_bootstrap, topics.ingest_group, [TopicPartition(topics.events, 0, 4)])
+    _commit(kafka_bootstrap, worker_group(settings), [TopicPartition(topics.events, 0, 9)])  # not its topic
 
-    worker = collect_status(settings)["worker"]
+    ingest, worker = collect_status(settings)["worker_groups"]
 
-    assert worker["group"] == f"{topics.prefix}cohorts-worker"
+    assert (ingest["group"], worker["group"]) == (f"{topics.prefix}cohorts-worker-ingest", worker_group(settings))
+    ingest_lag = {row["name"]: row for row in ingest["topics"]}
     lag = {row["name"]: row for row in worker["topics"]}
-    assert lag[topics.events]["lag"] == 6 and lag[topics.events]["partitions_committed"] == 1
+    assert ingest_lag[topics.events]["lag"] == 6 and ingest_lag[topics.events]["partitions_committed"] == 1
+    assert topics.events not in lag
     assert lag[topics.control]["lag"] == 3 and lag[topics.control]["partitions_committed"] == 0
-    assert topics.membership_changed not in lag  # an output, not consumed by the worker group
-    assert worker["lag"] == 9
+    assert topics.membership_changed not in lag | ingest_lag  # an output, not consumed by the worker
+    assert (ingest["lag"], worker["lag"]) == (6, 3)
 
 
 def test_status_reports_missing_topics_and_unreachable_kafka(kafka_bootstrap, make_settings, tmp_path) -> None:

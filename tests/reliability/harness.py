@@ -336,35 +336,43 @@ def wait_settled(
     topics: Topics,
     flips: TopicReader,
     *,
-    group: str | None = None,
     timeout_s: float = 90,
     alive: Callable[[], None] | None = None,
 ) -> None:
-    """Every input consumed and committed by the worker group, every flip it produced read.
+    """Every input consumed and committed by the worker's groups, every flip it produced read.
 
     Control messages are held to the end offsets seen on entry: the leader's timer keeps adding
     ticks, which the worker handles within a commit interval. Passes twice in a row, a second apart.
     `alive` raises if a worker died (checked every round).
     """
-    group = group or f"{topics.prefix}cohorts-worker"
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    groups = topics.worker_groups()
+    consumers = {
+        group: Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+        for group in groups
+    }
+    owner = {topic: consumers[group] for group, owned in groups.items() for topic in owned}
+
+    def offsets(names: Iterable[str], partitions: int) -> dict[TopicPartition, tuple[int, int]]:
+        """(committed by the group that consumes it, end offset), each topic read through its group."""
+        return {tp: pair for name in names for tp, pair in _offsets(owner[name], [name], partitions).items()}
+
     try:
-        control_floor = {tp: high for tp, (_, high) in _offsets(consumer, [topics.control], topics.partitions).items()}
+        control_floor = {tp: high for tp, (_, high) in offsets([topics.control], topics.partitions).items()}
         inputs = [topics.events, topics.persons, topics.distinct_ids, topics.person_inputs]
         deadline = time.monotonic() + timeout_s
         stable, last_flips = 0, -1
         while time.monotonic() < deadline:
             if alive is not None:
                 alive()
-            state = _offsets(consumer, inputs, topics.partitions)
-            state |= _offsets(consumer, [topics.control], topics.partitions)
-            state |= _offsets(consumer, [topics.catalog], 1)
+            state = offsets(inputs, topics.partitions)
+            state |= offsets([topics.control], topics.partitions)
+            state |= offsets([topics.catalog], 1)
             behind = {
                 f"{tp.topic}[{tp.partition}]": high - done
                 for tp, (done, high) in state.items()
                 if done < control_floor.get(tp, high)
             }
-            ends = _offsets(consumer, [topics.membership_changed], topics.partitions)
+            ends = _offsets(owner[topics.control], [topics.membership_changed], topics.partitions)
             flip_ends = sum(high for _, high in ends.values())
             while len(flips.messages) < flip_ends and flips.poll(0.5):
                 pass
@@ -378,7 +386,8 @@ def wait_settled(
             f"not settled after {timeout_s}s: behind {behind}, flips read {len(flips.messages)} of {flip_ends}"
         )
     finally:
-        consumer.close()
+        for consumer in consumers.values():
+            consumer.close()
 
 
 def last_statuses(messages: list[tuple[bytes | None, bytes | None]], team_id: int) -> dict[tuple[int, str], str]:

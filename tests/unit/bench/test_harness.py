@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from bench.common import Dataset, PhaseError, PhaseResult, persons_then_events, process_cpu_s, read_result, run_child
-from bench.ingest import benchmark_cohorts, worker_group_id
+from bench.ingest import benchmark_cohorts
 from bench.report import ratio_lines, results_table
 from cohorts.model import BehavioralLeaf, PersonLeaf, iter_leaves
 from cohorts.timestamps import parse_timestamp
@@ -70,13 +70,6 @@ def test_benchmark_cohorts_are_a_hundred_distinct_valid_definitions_of_mixed_kin
 def test_asking_for_more_distinct_cohorts_than_there_are_is_refused() -> None:
     with pytest.raises(ValueError, match="distinct"):
         benchmark_cohorts(team_id=1, count=10_000)
-
-
-def test_the_worker_group_is_the_worker_app_id() -> None:
-    """stream/app.py names its faust app (= consumer group) f"{topic_prefix}cohorts-worker"."""
-    source = Path(importlib.util.find_spec("stream.app").origin).read_text()
-    assert 'f"{settings.topic_prefix}cohorts-worker"' in source
-    assert worker_group_id("bx_") == "bx_cohorts-worker"
 
 
 @pytest.mark.parametrize("module", ["bench.baseline_noop", "bench.baseline_counter", "bench.run_ingest"])

@@ -27,13 +27,22 @@ def _status(**overrides: Any) -> dict[str, Any]:
             }
             for s in topics.specs()
         ],
-        "worker": {
-            "group": "p_cohorts-worker",
-            "state": "stable",
-            "members": 2,
-            "lag": 1234,
-            "topics": [{"name": topics.events, "lag": 1234, "partitions_committed": 4, "partitions": 4}],
-        },
+        "worker_groups": [
+            {
+                "group": "p_cohorts-worker-ingest",
+                "state": "stable",
+                "members": 2,
+                "lag": 1234,
+                "topics": [{"name": topics.events, "lag": 1234, "partitions_committed": 4, "partitions": 4}],
+            },
+            {
+                "group": "p_cohorts-worker",
+                "state": "stable",
+                "members": 2,
+                "lag": 0,
+                "topics": [{"name": topics.control, "lag": 0, "partitions_committed": 4, "partitions": 4}],
+            },
+        ],
         "catalog": {"cohorts": 12, "deleted": 3},
         "recent_flips": [],
         "unreadable_messages": 0,
@@ -47,7 +56,8 @@ def test_healthy_deployment_reads_ok_with_lag_and_catalog_count() -> None:
     lines = text.splitlines()
     assert lines[0] == "Kafka kafka:9092  prefix p_"
     assert lines[1] == "OK"
-    assert "Worker group p_cohorts-worker: stable, 2 members, lag 1,234" in text
+    assert "Worker group p_cohorts-worker-ingest: stable, 2 members, lag 1,234" in text
+    assert "Worker group p_cohorts-worker: stable, 2 members, lag 0" in text
     assert "Catalog: 12 cohorts (3 deleted)" in text
     assert "Membership flips: none yet" in text
     assert all(line == line.rstrip() for line in lines)
@@ -82,7 +92,8 @@ def test_group_without_members_says_no_worker_runs_and_uncommitted_partitions_ar
         "lag": 5,
         "topics": [{"name": "p_cohort_control", "lag": 5, "partitions_committed": 0, "partitions": 4}],
     }
-    text = render_status(_status(worker=worker))
+    ingest = {**worker, "group": "p_cohorts-worker-ingest", "lag": 0, "topics": []}
+    text = render_status(_status(worker_groups=[ingest, worker]))
     assert "no worker running" in text.splitlines()[1]
     assert "dead, no members (no worker running), lag 5" in text
     assert "(nothing committed yet)" in text
@@ -115,3 +126,13 @@ def test_worker_group_is_the_worker_app_id() -> None:
     """Status reads the group the worker really joins (its faust app id), whatever the prefix."""
     settings = Settings(kafka_bootstrap="127.0.0.1:1", topic_prefix="staging.")
     assert worker_group(settings) == worker_app_id(settings) == "staging.cohorts-worker"
+
+
+def test_each_worker_topic_is_committed_by_exactly_one_group() -> None:
+    """The PostHog inputs by ingest's group, the rest by faust's; outputs by neither."""
+    topics = Topics(prefix="staging.")
+    groups = topics.worker_groups()
+    assert groups == {
+        "staging.cohorts-worker-ingest": [topics.events, topics.persons, topics.distinct_ids],
+        "staging.cohorts-worker": [topics.person_inputs, topics.control, topics.catalog],
+    }

@@ -94,3 +94,14 @@ async def test_one_input_per_batch_sends_immediately():
 def test_split_refuses_what_is_not_a_json_array(raw):
     with pytest.raises(WireError):
         split_person_input_batch(raw)
+
+
+async def test_added_counts_every_input_whether_batched_sent_alone_or_still_waiting():
+    """The forwarded-inputs metric reads `added`: one per input, not per message sent."""
+    sent = _Sent()
+    batches = _batches(sent, max_bytes=100)
+    batches.add(b"0a", _value(0))
+    batches.add(b"0b", _value(1, size=200))  # too large for a batch: sent alone
+    batches.add(b"1c", _value(2))
+    assert batches.added == 3
+    assert batches.pending() == 1
