@@ -142,6 +142,10 @@ def _prepare(stack: Stack, config: LatencyConfig) -> tuple[list[int], DemoPopula
         return lag == 0
 
     wait_for("population folded", folded, config.preload_timeout_s, stack.worker_log)
+    # The population's flips (several per new person) must be in the api's views too, or the first
+    # seconds of load would measure that backlog, not steady state.
+    changes = stack.topics.membership_changed
+    wait_for("population's flips applied by the api", lambda: stack.api_behind(changes) == 0, 300, stack.api_log)
     print(f"{config.persons:,} persons folded in {time.monotonic() - started:.0f} s; load starts", flush=True)
     return flip_ids, population
 

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.admin import create_key, create_project
 from bench.common import spawn, stop_process, worker_committed
@@ -88,6 +89,21 @@ class Stack:
         return sum(
             max(0, future.result().offset - committed.get((tp.topic, tp.partition), 0)) for tp, future in ends.items()
         )
+
+
+    def api_behind(self, topic: str) -> int:
+        """Records of `topic` the api's views have not applied yet (its position gauge, refreshed every
+        2 s, against the topic's end now); -1 while the api has not reported a position."""
+        wanted = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+        ends = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in wanted}, request_timeout=10)
+        positions: dict[int, float] = {}
+        for family in text_string_to_metric_families(self.http.get(f"{self.url}/metrics").text):
+            for sample in family.samples:
+                if sample.name == "cohorts_api_consumer_position" and sample.labels.get("topic") == topic:
+                    positions[int(sample.labels["partition"])] = sample.value
+        if len(positions) < len(wanted):
+            return -1
+        return sum(max(0, future.result().offset - int(positions[tp.partition])) for tp, future in ends.items())
 
 
 def _env(settings: Settings, **extra: object) -> dict[str, str]:
