@@ -70,6 +70,11 @@ class WorkerMetrics:
         self.recalculations = Counter(
             "cohorts_worker_recalculations", "Partition recalculations, by result", ["result"], registry=r
         )
+        self.recalculation_scans = Counter(
+            "cohorts_worker_recalculation_scans",
+            "Scans of a partition's records by recalculations (one serves a run of them)",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "cohorts_worker_consumer_lag", "Messages behind the high watermark", ["topic", "partition"], registry=r
         )

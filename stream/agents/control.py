@@ -10,19 +10,30 @@
 Writes go to the partition of the control message being processed, which is the partition that
 owns the keys (the topics are co-partitioned), so time-driven work can write the table (design §5).
 
-Ordering for every message (design §5):
-1. The first control message after an assignment rebuilds the partition's deadline index and
-   re-sends the outbox flips that control messages at or after its offset caused (a crash may have
-   lost them between the state write and the produce).
+The agent takes its messages in batches (at most `_BATCH_MAX`, waiting at most `_BATCH_LINGER_S` for
+one to fill) and takes each batch in the steps `stream.control_batches.steps` groups it into: per
+partition in order, a run of consecutive recalculations of one team as one step, anything else
+alone. faust acknowledges a batch's messages once the agent is done with all of them; when a
+rebalance begins, the steps not yet taken are handed back unacknowledged (`_hand_back`).
+
+Ordering for every step (design §5):
+1. The first step of a partition after an assignment rebuilds the partition's deadline index and
+   re-sends the outbox flips that control messages at or after its first offset caused (a crash may
+   have lost them between the state write and the produce).
 2. Each person: read, fold, write (if changed), then send its flips.
-3. A recalculation waits until the local catalog has the version it names (or times out and
-   reports the error); it yields to the event loop every `_CHUNK` persons. It first looks at each
-   record through a sketch and folds (reads, writes) only those the cohort changes.
+3. A run of recalculations: each waits, in order, until the local catalog has the version it names
+   (or, `catalog_wait_s` after the run began, reports the error) and sends its `started`
+   report; then one scan of the team's records applies them all, each record read and written at
+   most once (it first looks at each record through a sketch and folds only for the cohorts that
+   change it), yielding to the event loop every `_CHUNK` cohort-evaluations; then each sends its
+   `finished` report.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import faust
@@ -30,16 +41,25 @@ import faust
 from cohorts.timestamps import format_iso
 from cohorts.topics import person_key
 from cohorts.wire import CalculationReport, ControlMessage, WireError
-from stream import fold
+from stream import control_batches, fold
+from stream.control_batches import Recalculation, Received, Step
 from stream.posthog import INT64_MAX, MAX_ID_CHARS
 from stream.runtime import Runtime
-from stream.state.codec import FORMAT_VERSION, sketch
+from stream.state.codec import FORMAT_VERSION, decode, sketch
 from stream.state.record import SOURCE_CONTROL, Origin
 
 __all__ = ["check_fields", "install"]
 
-#: Persons handled between two yields to the event loop during ticks and recalculations.
+#: Persons handled between two yields to the event loop during ticks; during a recalculation, persons
+#: times the cohorts of the run.
 _CHUNK: Final[int] = 256
+#: Control messages handled as one batch, at most. faust delivers the records of one fetch round-robin
+#: over partitions, so a run of k recalculations per partition needs k times the partition count in
+#: one batch (16 x 16). Its size does not lengthen a rebalance: see `_hand_back`.
+_BATCH_MAX: Final[int] = 256
+#: How long a batch waits to fill before the agent handles what it has: the latency it adds to a tick
+#: or a static change.
+_BATCH_LINGER_S: Final[float] = 0.02
 _TYPES: Final = frozenset({"tick", "recalculate", "static_add", "static_remove"})
 #: The last instant `format_iso` can write (9999-12-31T23:59:59.999999Z): a tick's `now_us` bound.
 _MAX_NOW_US: Final[int] = 253_402_300_799_999_999
@@ -58,6 +78,50 @@ def check_fields(message: ControlMessage) -> None:
         raise WireError(f"person_id must be a non-empty string of at most {MAX_ID_CHARS} characters")
     if message.now_us is not None and not (type(message.now_us) is int and 0 <= message.now_us <= _MAX_NOW_US):
         raise WireError("now_us must be epoch microseconds between 1970 and 9999")
+
+
+@dataclass(slots=True)
+class _Calculation:
+    """One recalculation of a run, between its `started` and `finished` reports."""
+
+    team_id: int
+    cohort_id: int
+    version: int
+    origin: Origin
+    started_at: str
+    count: int = 0
+
+
+def _rebalancing(app: faust.App, step: Step) -> bool:
+    """Whether a rebalance is under way or happened since the step's messages were fetched: what
+    faust's own stream checks before handing a message on (flow stopped, or an older generation)."""
+    if not app.flow_control.is_active():
+        return True
+    generation = app.consumer_generation_id
+    return any(r.event.message.generation_id != generation for r in step.received)
+
+
+def _hand_back(events: Iterable[faust.EventT]) -> None:
+    """Leave messages of a batch unprocessed and unacknowledged, for Kafka to deliver again.
+
+    A rebalance waits until every message an agent has taken is acknowledged (faust's
+    `Consumer.wait_empty`), and faust acknowledges a batch's messages only after all of them: so the
+    steps after a rebalance began are not taken, and it waits for one step, as it waited for one
+    message before batches. After the rebalance faust seeks every partition back to its committed
+    offset (stream.safe_fetch, fix 3, for one never committed), which these messages are at or
+    after, so whoever owns the partition then reads them again (tests/reliability/
+    test_rebalance_recalculations.py). faust-streaming 0.15.3 internals, pinned by
+    tests/unit/stream/test_control_hand_back.py: a message marked acknowledged without
+    `Consumer.ack` never joins the offsets faust commits (the commit stops before it), the ack
+    `take_events` sends later changes nothing, and `wait_empty` stops waiting for it.
+    """
+    for event in events:
+        event.message.acked = True
+
+
+def _origin(received: Received) -> Origin:
+    """The message's own position: what its flips and state changes are filed under (design §5)."""
+    return (SOURCE_CONTROL, received.partition, received.offset)
 
 
 def install(app: faust.App, rt: Runtime) -> None:
@@ -99,18 +163,23 @@ def install(app: faust.App, rt: Runtime) -> None:
                 await asyncio.sleep(0)
         metrics.deadlines_scheduled.labels(str(partition)).set(len(index))
 
-    async def recalculate(partition: int, message: ControlMessage, origin: Origin) -> None:
+    async def begin(partition: int, message: ControlMessage, origin: Origin, waits_until: float) -> _Calculation | None:
+        """Wait for the catalog to reach the message's version, then send `started` (and, if the wait
+        timed out, `finished` with the error). The calculation to run, or None.
+
+        The waits of one run share its deadline (`waits_until`, event-loop time), so a lagging
+        catalog holds a run, and a rebalance waiting for it, as long as it held one message."""
         cohort_id = message.cohort_id
         assert cohort_id is not None
-        caught_up = await catalog.wait_for(cohort_id, message.version, rt.tuning.catalog_wait_s)
+        timeout_s = max(0.0, waits_until - asyncio.get_running_loop().time())
+        caught_up = await catalog.wait_for(cohort_id, message.version, timeout_s)
         definition = catalog.cohort(cohort_id)
         team_id = message.team_id if message.team_id is not None else getattr(definition, "team_id", None)
         if team_id is None:
             metrics.recalculations.labels("unknown_cohort").inc()
-            return
+            return None
         version = definition.version if definition is not None else (message.version or 0)
-        now_us = rt.clock()
-        started_at = format_iso(now_us)
+        started_at = format_iso(rt.clock())
         await outputs.report(CalculationReport(team_id, cohort_id, version, partition, started_at))
         if not caught_up:
             error = f"catalog did not reach version {message.version} within {rt.tuning.catalog_wait_s:g} s"
@@ -120,30 +189,53 @@ def install(app: faust.App, rt: Runtime) -> None:
                 )
             )
             metrics.recalculations.labels("error").inc()
+            return None
+        return _Calculation(team_id, cohort_id, version, origin, started_at)
+
+    async def recalculate(partition: int, run: Sequence[Received]) -> None:
+        """A run of recalculations of one team (one message, or several: stream.control_batches),
+        with one scan of the team's records in the partition."""
+        waits_until = asyncio.get_running_loop().time() + rt.tuning.catalog_wait_s
+        calculations = []
+        for received in run:
+            assert received.message is not None
+            calculation = await begin(partition, received.message, _origin(received), waits_until)
+            if calculation is not None:
+                calculations.append(calculation)
+        if not calculations:
             return
-        count = 0
-        prefix = f"{team_id}:".encode()
-        for done, (key, raw) in enumerate(store.scan(partition, prefix), 1):
-            first_look = sketch(raw)
+        team_id = calculations[0].team_id
+        assert all(c.team_id == team_id for c in calculations), "a run names one team"
+        plan = [Recalculation(c.cohort_id, c.origin) for c in calculations]
+        chunk = max(1, _CHUNK // len(plan))
+        now_us = rt.clock()
+        metrics.recalculation_scans.inc()
+        for done, (key, raw) in enumerate(store.scan(partition, f"{team_id}:".encode()), 1):
             team = catalog.team(team_id)
+            _, person_id = fold.split_person_key(key.decode())
+            first_look = sketch(raw)
             if first_look.version != FORMAT_VERSION:  # an old record: decoded and evaluated in full
-                result = await reevaluate_key(key, partition, origin, now_us, (cohort_id,))
-                count += result is not None and result.record is not None and cohort_id in result.record.members
-            elif fold.recalculation_changes(first_look, team, cohort_id, now_us):
-                _, person_id = fold.split_person_key(key.decode())
-                flips = fold.recalculate(first_look, team_id, person_id, origin, team, now_us, cohort_id)
-                store.put(key, first_look, partition, raw)
-                await outputs.flips(flips)
-                count += cohort_id in first_look.members
-            else:  # most persons: the record stays as it is (stream.fold.recalculation_changes)
-                count += cohort_id in first_look.members
-            if done % _CHUNK == 0:
+                record = decode(raw)
+                flips = control_batches.recalculate_record(record, team_id, person_id, team, now_us, plan)
+                store.put(key, record, partition, raw)
+                members = record.members
+            else:  # most persons: nothing changes (stream.fold.recalculation_changes)
+                changed, flips = control_batches.recalculate_sketch(first_look, team_id, person_id, team, now_us, plan)
+                if changed:
+                    store.put(key, first_look, partition, raw)
+                members = first_look.members
+            await outputs.flips(flips)
+            for calculation in calculations:
+                calculation.count += calculation.cohort_id in members
+            if done % chunk == 0:
                 await asyncio.sleep(0)
-        error = catalog.error(cohort_id)
-        await outputs.report(
-            CalculationReport(team_id, cohort_id, version, partition, started_at, format_iso(rt.clock()), count, error)
-        )
-        metrics.recalculations.labels("error" if error else "ok").inc()
+        for c in calculations:
+            error = catalog.error(c.cohort_id)
+            finished_at = format_iso(rt.clock())
+            await outputs.report(
+                CalculationReport(team_id, c.cohort_id, c.version, partition, c.started_at, finished_at, c.count, error)
+            )
+            metrics.recalculations.labels("error" if error else "ok").inc()
 
     async def static_membership(partition: int, message: ControlMessage, origin: Origin) -> None:
         assert message.team_id is not None and message.person_id is not None
@@ -157,12 +249,7 @@ def install(app: faust.App, rt: Runtime) -> None:
         metrics.outcomes.labels(result.outcome).inc()
         await outputs.flips(result.flips, replayed=result.outcome == "replayed")
 
-    handlers = {
-        "tick": tick,
-        "recalculate": recalculate,
-        "static_add": static_membership,
-        "static_remove": static_membership,
-    }
+    handlers = {"tick": tick, "static_add": static_membership, "static_remove": static_membership}
 
     def parse(raw: bytes | None, partition: int) -> ControlMessage:
         """A control message fit for its handler, or WireError (dead-lettered by the caller)."""
@@ -178,22 +265,40 @@ def install(app: faust.App, rt: Runtime) -> None:
                 raise WireError(f"{message.type} on partition {partition}, but its key belongs elsewhere")
         return message
 
+    def receive(event: faust.EventT) -> Received:
+        msg = event.message
+        metrics.messages_in.labels(msg.topic).inc()
+        try:
+            return Received(msg.partition, msg.offset, parse(event.value, msg.partition), None, event)
+        except WireError as exc:
+            return Received(msg.partition, msg.offset, None, str(exc), event)
+
+    async def take(step: Step) -> None:
+        if step.is_recalculation:
+            await recalculate(step.partition, step.received)
+            return
+        (received,) = step.received
+        if received.message is None:
+            msg, event = received.event.message, received.event
+            reason = "invalid control message"
+            await outputs.dead_letter(reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
+            app.log.warning("control message at %s:%s refused: %s", msg.partition, msg.offset, received.refusal)
+            return
+        await handlers[received.message.type](step.partition, received.message, _origin(received))
+
     @app.agent(channels.control, name="control")
     async def control(stream: faust.StreamT) -> None:
         await catalog.ready.wait()
-        async for event in stream.events():
-            msg = event.message
-            metrics.messages_in.labels(msg.topic).inc()
-            origin = (SOURCE_CONTROL, msg.partition, msg.offset)
-            await reemit_after_assignment(msg.partition, msg.offset)
-            try:
-                message = parse(event.value, msg.partition)
-            except WireError as exc:
-                reason = "invalid control message"
-                await outputs.dead_letter(reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
-                app.log.warning("control message at %s:%s refused: %s", msg.partition, msg.offset, exc)
-                continue
-            await handlers[message.type](msg.partition, message, origin)
+        async for events in stream.take_events(_BATCH_MAX, within=_BATCH_LINGER_S):
+            batch = control_batches.steps(receive(event) for event in events)
+            for done, step in enumerate(batch):
+                if _rebalancing(app, step):
+                    left = [r.event for later in batch[done:] for r in later.received]
+                    _hand_back(left)
+                    app.log.info("rebalance: %d control messages handed back, to be read again", len(left))
+                    break
+                await reemit_after_assignment(step.partition, step.offset)
+                await take(step)
 
     @app.timer(interval=rt.tuning.tick_interval_s, on_leader=True)
     async def send_ticks() -> None:
