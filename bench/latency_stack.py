@@ -90,7 +90,6 @@ class Stack:
             max(0, future.result().offset - committed.get((tp.topic, tp.partition), 0)) for tp, future in ends.items()
         )
 
-
     def api_behind(self, topic: str) -> int:
         """Records of `topic` the api's views have not applied yet (its position gauge, refreshed every
         2 s, against the topic's end now); -1 while the api has not reported a position."""

@@ -206,6 +206,8 @@ def prepare_leaf(leaf: PersonLeaf | BehavioralLeaf) -> Callable[[LeafContext], L
         prepared = None
         if leaf.kind in ("performed_event", "performed_event_multiple") and leaf.explicit_datetime is None:
             prepared = _prepare_bucketed(leaf)
+        elif leaf.kind == "performed_event_first_time" and leaf.explicit_datetime is None:
+            prepared = _prepare_first_time(leaf)
         elif leaf.kind in ("stopped_performing_event", "restarted_performing_event"):
             prepared = _prepare_two_windows(leaf)
         return _guarded(kind, leaf) if prepared is None else prepared
@@ -243,15 +245,89 @@ def _prepare_bucketed(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafResul
     except (KeyError, TypeError, ValueError):  # the generic path raises the same on every call
         return None
     bucket_us = BUCKET_US[granularity]
-    test = _at_least_one if leaf.kind == "performed_event" else count_test(leaf.operator, leaf.operator_value)
     matcher_hash = leaf.matcher_hash
+    if leaf.kind == "performed_event":
+
+        def performed(context: LeafContext) -> LeafResult:
+            """`_bucket_sweep` with `_at_least_one`, in one pass when no bucket lies after now's:
+            the count is >= 1 until the newest bucket in the window leaves it (at that bucket +
+            span + 1). Most persons hold a bucket or two per matcher, and performed_event is the
+            commonest leaf, so skipping the change list matters here."""
+            counts = context.facts.buckets(matcher_hash, granularity)
+            if not counts:  # no event: 0 now and at every later instant
+                return False, None
+            now_us = context.now_us
+            newest = now_us // bucket_us
+            oldest = newest - span
+            last = None
+            for bucket, weight in counts.items():
+                if weight and bucket >= oldest:
+                    if bucket > newest or weight < 0:  # a later bucket enters: the full sweep
+                        return _in_bucket_window(counts, granularity, span, now_us, _at_least_one)
+                    if last is None or bucket > last:
+                        last = bucket
+            if last is None:
+                return False, None
+            return True, (last + span + 1) * bucket_us
+
+        return performed
+
+    test = count_test(leaf.operator, leaf.operator_value)
+    no_events = test(0), None
 
     def bucketed(context: LeafContext) -> LeafResult:
+        """`_bucket_sweep` without its change map when no bucket lies after now's: then the only
+        changes are the window's buckets leaving it, one per bucket, oldest first."""
+        counts = context.facts.buckets(matcher_hash, granularity)
+        if not counts:  # no event: 0 now and at every later instant
+            return no_events
         now_us = context.now_us
-        value, bucket = _bucket_sweep(context.facts.buckets(matcher_hash, granularity), span, now_us // bucket_us, test)
-        return value, None if bucket is None else bucket * bucket_us
+        newest = now_us // bucket_us
+        oldest = newest - span
+        count = 0
+        inside: list[tuple[int, int]] = []
+        for bucket, weight in counts.items():
+            if weight and bucket >= oldest:
+                if bucket > newest:  # a later bucket enters: the full sweep
+                    return _in_bucket_window(counts, granularity, span, now_us, test)
+                count += weight
+                inside.append((bucket, weight))
+        value = test(count)
+        if len(inside) > 1:
+            inside.sort()
+        for bucket, weight in inside:
+            count -= weight
+            if test(count) != value:
+                return value, (bucket + span + 1) * bucket_us
+        return value, None
 
     return bucketed
+
+
+def _prepare_first_time(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafResult] | None:
+    """performed_event_first_time over "the last N units": `_first_time`'s sweep of one bucket."""
+    if leaf.time_value is None or leaf.time_interval is None:
+        return _never
+    try:
+        granularity, span = span_buckets(leaf.time_value, leaf.time_interval)
+    except (KeyError, TypeError, ValueError):  # the generic path raises the same on every call
+        return None
+    bucket_us = BUCKET_US[granularity]
+    matcher_hash = leaf.matcher_hash
+
+    def first_time(context: LeafContext) -> LeafResult:
+        first = context.facts.first_seen_us(matcher_hash)
+        if first is None:
+            return False, None
+        bucket = first // bucket_us
+        newest = context.now_us // bucket_us
+        if bucket > newest:  # enters the window when now reaches its bucket
+            return False, bucket * bucket_us
+        if bucket < newest - span:  # left it for good
+            return False, None
+        return True, (bucket + span + 1) * bucket_us
+
+    return first_time
 
 
 def _prepare_two_windows(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafResult] | None:
@@ -470,38 +546,37 @@ def _has_follower(sorted_ts: Sequence[int], t1: int, gap_us: int) -> bool:
     return index < len(sorted_ts) and sorted_ts[index] <= t1 + gap_us
 
 
-def _multi_sweep(
-    counters: Sequence[Iterable[_Span]], now_us: int, test: Callable[[list[int]], bool]
-) -> tuple[bool, int | None]:
-    """`_sweep` over several counters at once: test(counts at now) and the first instant it differs."""
-    counts = [0] * len(counters)
-    changes: dict[int, list[tuple[int, int]]] = {}
-    for index, spans in enumerate(counters):
-        for low, high, weight in spans:
-            if high is not None and high < now_us:
-                continue
-            if low is None or low <= now_us:
-                counts[index] += weight
-            else:
-                changes.setdefault(low, []).append((index, weight))
-            if high is not None:
-                changes.setdefault(high + 1, []).append((index, -weight))
-    value = test(counts)
-    for instant in sorted(changes):
-        for index, delta in changes[instant]:
-            counts[index] += delta
-        if test(counts) != value:
-            return value, instant
-    return value, None
+def _window_into(
+    counts: Mapping[int, int], bucket_us: int, span: int, now_us: int, changes: dict[int, list[int]], index: int
+) -> int:
+    """One counter of a stopped/restarted sweep: the events in "the last `span` buckets" at now.
 
-
-def _bucket_spans(counts: Mapping[int, int], bucket_us: int, span: int) -> Iterable[_Span]:
-    """Bucket b is in "the last `span` buckets" while start(b) <= now < start(b + span + 1)."""
+    Bucket b is in the window while start(b) <= now < start(b + span + 1); its entry (when after
+    now) and its exit go into `changes` (instant -> [delta per counter], at `index`). One shared map
+    with a short list per instant, rather than a generator of spans per counter and (counter,
+    delta) pairs per instant: these leaves are evaluated on most events of their matcher.
+    """
+    count = 0
     reach = (span + 1) * bucket_us
-    for bucket, count in counts.items():
-        if count:
-            start = bucket * bucket_us
-            yield start, start + reach - 1, count
+    for bucket, weight in counts.items():
+        if not weight:
+            continue
+        low = bucket * bucket_us
+        leave = low + reach
+        if leave <= now_us:
+            continue
+        if low <= now_us:
+            count += weight
+        else:
+            entry = changes.get(low)
+            if entry is None:
+                entry = changes[low] = [0, 0, 0, 0]
+            entry[index] += weight
+        entry = changes.get(leave)
+        if entry is None:
+            entry = changes[leave] = [0, 0, 0, 0]
+        entry[index] -= weight
+    return count
 
 
 def _regularly(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
@@ -585,13 +660,19 @@ def _stopped(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
 
 
 def _stopped_sweep(windows: tuple[_Window, _Window], now_us: int) -> LeafResult:
+    """>= 1 in the long window and 0 in the recent one now, and the first instant that changes."""
     (long_counts, long_us, long_span), (recent_counts, recent_us, recent_span) = windows
-    counters = (_bucket_spans(long_counts, long_us, long_span), _bucket_spans(recent_counts, recent_us, recent_span))
-    return _multi_sweep(counters, now_us, _stopped_test)
-
-
-def _stopped_test(counts: list[int]) -> bool:
-    return counts[0] >= 1 and counts[1] == 0
+    changes: dict[int, list[int]] = {}
+    long = _window_into(long_counts, long_us, long_span, now_us, changes, 0)
+    recent = _window_into(recent_counts, recent_us, recent_span, now_us, changes, 1)
+    value = long >= 1 and recent == 0
+    for instant in sorted(changes):
+        deltas = changes[instant]
+        long += deltas[0]
+        recent += deltas[1]
+        if (long >= 1 and recent == 0) != value:
+            return value, instant
+    return value, None
 
 
 def _restarted(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None]:
@@ -611,18 +692,33 @@ def _restarted(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None
 
 
 def _restarted_sweep(windows: tuple[_Window, _Window], first: int, now_us: int) -> LeafResult:
+    """Counters: 0 the long window, 1 the recent one, 2 their overlap, 3 "before the long window"."""
     (long_counts, long_us, long_span), (recent_counts, recent_us, recent_span) = windows
-    before_from = (first // long_us + long_span + 1) * long_us
-    counters = (
-        _bucket_spans(long_counts, long_us, long_span),
-        _bucket_spans(recent_counts, recent_us, recent_span),
-        _overlap_spans(windows),
-        ((before_from, None, 1),),
-    )
-    return _multi_sweep(counters, now_us, _restarted_test)
+    changes: dict[int, list[int]] = {}
+    long = _window_into(long_counts, long_us, long_span, now_us, changes, 0)
+    recent = _window_into(recent_counts, recent_us, recent_span, now_us, changes, 1)
+    overlap = _overlap_into(windows, now_us, changes)
+    before_from = (first // long_us + long_span + 1) * long_us  # holds from then on, forever
+    before = 1 if before_from <= now_us else 0
+    if not before:
+        entry = changes.get(before_from)
+        if entry is None:
+            entry = changes[before_from] = [0, 0, 0, 0]
+        entry[3] += 1
+    value = recent >= 1 and long - overlap == 0 and before >= 1
+    for instant in sorted(changes):
+        deltas = changes[instant]
+        long += deltas[0]
+        recent += deltas[1]
+        overlap += deltas[2]
+        before += deltas[3]
+        if (recent >= 1 and long - overlap == 0 and before >= 1) != value:
+            return value, instant
+    return value, None
 
 
-def _overlap_spans(windows: tuple[_Window, _Window]) -> Iterable[_Span]:
+def _overlap_into(windows: tuple[_Window, _Window], now_us: int, changes: dict[int, list[int]]) -> int:
+    """Counter 2 of `_restarted_sweep`: events in both windows at now (`_window_into`'s contract)."""
     (long_counts, long_us, long_span), (recent_counts, recent_us, recent_span) = windows
     if recent_us <= long_us:
         fine_counts, fine_us, fine_span, coarse_us, coarse_span = (
@@ -640,20 +736,29 @@ def _overlap_spans(windows: tuple[_Window, _Window]) -> Iterable[_Span]:
             recent_us,
             recent_span,
         )
-    for bucket, count in fine_counts.items():
-        if not count:
+    count = 0
+    for bucket, weight in fine_counts.items():
+        if not weight:
             continue
         low = bucket * fine_us
         high = low + (fine_span + 1) * fine_us - 1
         coarse_low = low // coarse_us * coarse_us
         coarse_high = coarse_low + (coarse_span + 1) * coarse_us - 1
         start, end = max(low, coarse_low), min(high, coarse_high)
-        if start <= end:
-            yield start, end, count
-
-
-def _restarted_test(counts: list[int]) -> bool:
-    return counts[1] >= 1 and counts[0] - counts[2] == 0 and counts[3] >= 1
+        if start > end or end < now_us:
+            continue
+        if start <= now_us:
+            count += weight
+        else:
+            entry = changes.get(start)
+            if entry is None:
+                entry = changes[start] = [0, 0, 0, 0]
+            entry[2] += weight
+        entry = changes.get(end + 1)
+        if entry is None:
+            entry = changes[end + 1] = [0, 0, 0, 0]
+        entry[2] -= weight
+    return count
 
 
 _KINDS: Final[dict[str, Callable[[BehavioralLeaf, LeafContext], tuple[bool, int | None]]]] = {

@@ -24,7 +24,7 @@ Never reads a clock, a store or Kafka. `tests/unit/cohorts/test_plan.py` checks 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Final, Protocol
 
@@ -32,7 +32,7 @@ from cohorts.evaluate import LeafResult, PersonFacts, prepare_leaf
 from cohorts.model import BehavioralLeaf, CohortDefinition, CohortLeaf, Group, Node, PersonLeaf, iter_leaves
 from cohorts.vocab import DATE_OPERATORS
 
-__all__ = ["Memberships", "PlanRun", "TeamPlan"]
+__all__ = ["Memberships", "PlanRun", "Step", "TeamPlan"]
 
 
 class Memberships(Protocol):
@@ -52,7 +52,7 @@ class PlanRun:
     dependency order can record each result in it before evaluating the cohorts that refer to it.
     """
 
-    __slots__ = ("_cohorts", "cache", "facts", "memberships", "now_us")
+    __slots__ = ("_cohorts", "cache", "facts", "memberships", "now_us", "seen")
 
     def __init__(
         self,
@@ -67,20 +67,42 @@ class PlanRun:
         self.facts = facts
         self.now_us = now_us
         self.memberships = memberships
+        #: the matchers with history (`_seen_matchers`), found when a cohort first asks
+        self.seen: Container[str] | bool | None = None
 
     def evaluate(self, cohort_id: int) -> LeafResult:
         """(member, next deadline) of a cohort of the plan, as `cohorts.evaluate.evaluate` says."""
         return self._cohorts[cohort_id](self)
 
 
-class TeamPlan:
-    """The compiled form of some cohort definitions (a team's live ones, in the worker)."""
+#: One cohort of a plan, in the order the plan was given: (cohort id, definition version, compiled).
+Step = tuple[int, int, _Compiled]
 
-    __slots__ = ("_cohorts", "_leaves")
+
+class TeamPlan:
+    """The compiled form of some cohort definitions (a team's live ones, in the worker).
+
+    `compiled[cohort_id](run)` is `run.evaluate(cohort_id)`, and `steps` lists (id, version,
+    compiled) in the order given (the worker's is dependency order): a caller evaluating many
+    cohorts calls each compiled cohort directly. `silent_without_history` are the behavioural-only
+    cohorts whose result is (not a member, no deadline) for a person none of whose matchers ever
+    matched, and `steps_with_history` the other steps: for such a person, a member of none of the
+    silent cohorts, evaluating only those steps gives the same bits, deadlines and flips as
+    evaluating all (a new person evaluates every cohort, and most behavioural ones are silent).
+    """
+
+    __slots__ = ("_cohorts", "_leaves", "_uses", "compiled", "silent_without_history", "steps", "steps_with_history")
 
     def __init__(self, definitions: Iterable[CohortDefinition]) -> None:
+        definitions = tuple(definitions)
         self._leaves: dict[object, int] = {}
-        self._cohorts: dict[int, _Compiled] = {d.id: self._cohort(d) for d in definitions}
+        self._uses = _leaf_uses(definitions)
+        silent: set[int] = set()
+        self._cohorts: dict[int, _Compiled] = {d.id: self._cohort(d, silent) for d in definitions}
+        cohorts = self.compiled = self._cohorts
+        self.steps: tuple[Step, ...] = tuple((d.id, d.version, cohorts[d.id]) for d in definitions)
+        self.silent_without_history: frozenset[int] = frozenset(silent)
+        self.steps_with_history: tuple[Step, ...] = tuple(s for s in self.steps if s[0] not in silent)
 
     def __contains__(self, cohort_id: object) -> bool:
         return cohort_id in self._cohorts
@@ -95,7 +117,9 @@ class TeamPlan:
 
     # --- compiling ----------------------------------------------------------------------------
 
-    def _cohort(self, definition: CohortDefinition) -> _Compiled:
+    def _cohort(self, definition: CohortDefinition, silent: set[int]) -> _Compiled:
+        """The compiled cohort; its id goes into `silent` when it is (False, None) without history."""
+        silent.discard(definition.id)
         if definition.deleted or (not definition.is_static and definition.root is None):
             return _nobody
         if definition.is_static:
@@ -110,7 +134,10 @@ class TeamPlan:
         reads = _behavioural_matchers(definition.root)
         if not reads:
             return compiled
-        return _unless_no_history(compiled, reads, compiled(PlanRun({}, len(self._leaves), _NO_HISTORY, 0, {})))
+        empty = compiled(PlanRun({}, len(self._leaves), _NO_HISTORY, 0, {}))
+        if empty == (False, None):
+            silent.add(definition.id)
+        return _unless_no_history(compiled, reads, empty)
 
     def _node(self, node: Node) -> _Compiled:
         if isinstance(node, Group):
@@ -124,10 +151,31 @@ class TeamPlan:
             shared = replace(node, negation=False) if node.negation else node
             try:
                 index = self._leaves.setdefault(shared, len(self._leaves))
+                uses = self._uses.get(shared, 0)
             except TypeError:  # an unhashable value (not from validation): prepared on its own
                 index = self._leaves.setdefault(object(), len(self._leaves))  # type: ignore[arg-type]
+                uses = 1
+            if uses <= 1:  # read once per run at most: nothing to share, so no cache to consult
+                return _single_leaf(prepare_leaf(shared), node.negation)
             return _shared_leaf(index, prepare_leaf(shared), node.negation)
         return _constant(bool(getattr(node, "negation", False)))  # as evaluate: an unknown leaf is false
+
+
+def _leaf_uses(definitions: Iterable[CohortDefinition]) -> dict[object, int]:
+    """How many times each person or behavioural leaf (negation aside) occurs in the compiled
+    cohorts: only a leaf occurring more than once needs the run's cache."""
+    uses: dict[object, int] = {}
+    for definition in definitions:
+        if definition.deleted or definition.is_static or definition.root is None:
+            continue
+        for leaf in iter_leaves(definition.root):
+            if isinstance(leaf, PersonLeaf | BehavioralLeaf):
+                shared = replace(leaf, negation=False) if leaf.negation else leaf
+                try:
+                    uses[shared] = uses.get(shared, 0) + 1
+                except TypeError:  # unhashable: `_node` prepares it on its own
+                    continue
+    return uses
 
 
 def _behavioural_matchers(root: Node) -> tuple[str, ...]:
@@ -172,13 +220,29 @@ def _unless_no_history(compiled: _Compiled, reads: tuple[str, ...], empty: LeafR
     """
 
     def shortcut(run: PlanRun) -> LeafResult:
-        first_seen_us = run.facts.first_seen_us
+        seen = run.seen
+        if seen is None:
+            seen = run.seen = _seen_matchers(run.facts)
+        if seen is False:
+            first_seen_us = run.facts.first_seen_us
+            for matcher_hash in reads:
+                if first_seen_us(matcher_hash) is not None:
+                    return compiled(run)
+            return empty
         for matcher_hash in reads:
-            if first_seen_us(matcher_hash) is not None:
+            if matcher_hash in seen:
                 return compiled(run)
         return empty
 
     return shortcut
+
+
+def _seen_matchers(facts: PersonFacts) -> Container[str] | bool:
+    """The matchers whose first-seen time is set, when the facts can list them (`seen_matchers()`,
+    as `stream.state.record.RecordFacts` does): one pass per run instead of one call per matcher
+    each time a cohort made of behavioural leaves is evaluated. False: ask `first_seen_us`."""
+    listed = getattr(facts, "seen_matchers", None)
+    return False if listed is None else listed()
 
 
 def _cost(indexed: tuple[int, Node]) -> tuple[int, int]:
@@ -209,6 +273,17 @@ def _cohort_leaf(cohort_id: int, negation: bool) -> _Compiled:
         return run.memberships.get(cohort_id, False) != negation, None
 
     return cohort_leaf
+
+
+def _single_leaf(prepared: Callable[[Any], LeafResult], negation: bool) -> _Compiled:
+    if not negation:
+        return prepared  # a prepared leaf takes the run as its context (facts, now_us)
+
+    def negated(run: PlanRun) -> LeafResult:
+        value, deadline = prepared(run)
+        return not value, deadline
+
+    return negated
 
 
 def _shared_leaf(index: int, prepared: Callable[[Any], LeafResult], negation: bool) -> _Compiled:

@@ -35,6 +35,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from cohorts.plan import PlanRun, TeamPlan
 from cohorts.properties import match_event
 from cohorts.requirements import MatcherRequirement
 from cohorts.timebase import BUCKET_US
@@ -79,6 +80,11 @@ class Flip(NamedTuple):
     at_us: int
 
 
+#: Flip is a named tuple: building it through tuple.__new__ skips its keyword-parsing __new__ (a
+#: new person makes dozens of flips at once).
+_new_flip = tuple.__new__
+
+
 @dataclass(slots=True)
 class FoldResult:
     """`record` is what to write (None: leave the stored value as it is); `outcome` feeds metrics."""
@@ -104,7 +110,7 @@ def apply_event(
     matched = [
         requirement
         for requirement in team.by_event.get(item.event, ())
-        if match_event(requirement.filters, item.properties, item.timestamp_us)
+        if not requirement.filters or match_event(requirement.filters, item.properties, item.timestamp_us)
     ]
     if not matched and record is not None and record.known:
         return FoldResult(None, [], "unmatched")
@@ -319,25 +325,29 @@ def _prune(record: PersonRecord, team: TeamCatalog, now_us: int) -> None:
     if not matchers:
         return
     requirements = team.requirements
-    for matcher_hash in [h for h in matchers if h not in requirements]:
-        del matchers[matcher_hash]
+    if not requirements.keys() >= matchers.keys():
+        for matcher_hash in [h for h in matchers if h not in requirements]:
+            del matchers[matcher_hash]
     for matcher_hash, state in matchers.items():
         requirement = requirements[matcher_hash]
         by_granularity = state.buckets
         if by_granularity:
             lookbacks = requirement.granularities
-            for granularity, buckets in list(by_granularity.items()):
+            cuts: list[tuple[str, int | None]] = []  # (granularity, floor; None: drop all), then cut
+            for granularity, buckets in by_granularity.items():
                 lookback = lookbacks.get(granularity)
                 if lookback is None or not buckets:
-                    del by_granularity[granularity]
+                    cuts.append((granularity, None))
                     continue
                 floor = now_us // BUCKET_US[granularity] - lookback
                 if min(buckets) < floor:
-                    kept = {b: c for b, c in buckets.items() if b >= floor}
-                    if kept:
-                        by_granularity[granularity] = kept
-                    else:
-                        del by_granularity[granularity]
+                    cuts.append((granularity, floor))
+            for granularity, floor in cuts:
+                kept = None if floor is None else {b: c for b, c in by_granularity[granularity].items() if b >= floor}
+                if kept:
+                    by_granularity[granularity] = kept
+                else:
+                    del by_granularity[granularity]
         timestamps = state.timestamps_us
         if timestamps:
             cutoff = requirement.timestamp_cutoff_us(now_us)
@@ -404,11 +414,51 @@ def _apply_bit(
     was = cohort_id in members
     if member:
         if not was:
-            flips.append(Flip(team_id, person_id, cohort_id, True, version, now_us))
+            flips.append(_new_flip(Flip, (team_id, person_id, cohort_id, True, version, now_us)))
         members[cohort_id] = version
     elif was:
-        flips.append(Flip(team_id, person_id, cohort_id, False, version, now_us))
+        flips.append(_new_flip(Flip, (team_id, person_id, cohort_id, False, version, now_us)))
         del members[cohort_id]
+
+
+def _settle_all(
+    plan: TeamPlan,
+    run: PlanRun,
+    record: PersonRecord,
+    sketch: RecordSketch | None,
+    members: dict[int, int],
+    deadlines: dict[int, int],
+    flips: list[Flip],
+    team_id: int,
+    person_id: str,
+    now_us: int,
+) -> None:
+    """`_settle` for every cohort (a new, deleted or un-deleted person, or a format-1 record).
+
+    Every cohort is evaluated in order, so there are no targets to check. A person none of whose
+    matchers ever matched skips the cohorts `plan.silent_without_history` names when a member of
+    none of them: they are (not a member, no deadline) for that person (`cohorts.plan.TeamPlan`),
+    which is what most behavioural cohorts are for a person's first record.
+    """
+    steps = plan.steps
+    if (
+        sketch is None
+        and members.keys().isdisjoint(plan.silent_without_history)
+        and all(state.first_seen_us is None for state in record.matchers.values())
+    ):
+        steps = plan.steps_with_history
+    for cohort_id, version, compiled in steps:
+        member, deadline_us = compiled(run)
+        # the bit is applied at once: cohorts evaluated later (dependants) read it
+        if member:
+            if cohort_id not in members:
+                flips.append(_new_flip(Flip, (team_id, person_id, cohort_id, True, version, now_us)))
+            members[cohort_id] = version
+        elif cohort_id in members:
+            flips.append(_new_flip(Flip, (team_id, person_id, cohort_id, False, version, now_us)))
+            del members[cohort_id]
+        if deadline_us is not None:
+            deadlines[cohort_id] = deadline_us if deadline_us > now_us else now_us + 1
 
 
 def _settle(
@@ -449,38 +499,35 @@ def _settle(
     if deadlines is None or affected is _ALL:
         affected, deadlines = _ALL, {}
     if record.known and not record.deleted:
-        everything = affected is _ALL
-        if everything:
-            targets: frozenset[int] | set[int] = affected
+        plan = team.plan
+        run = plan.run(RecordFacts(record) if sketch is None else sketch, now_us, _Bits(members))
+        if affected is _ALL:
+            _settle_all(plan, run, record, sketch, members, deadlines, flips, team_id, person_id, now_us)
         else:
             targets = set(affected)
             targets.update(c for c, deadline_us in deadlines.items() if deadline_us <= now_us)
-        # with a gone cohort, the loop below finds the cohorts referring to it among all of them
-        candidates = team.ordered if everything or left else team.candidates(targets)
-        run = team.plan.run(RecordFacts(record) if sketch is None else sketch, now_us, _Bits(members))
-        changed = {flip.cohort_id for flip in left}
-        references = team.references
-        for definition in candidates:
-            cohort_id = definition.id
-            if not (
-                everything
-                or cohort_id in targets
-                or (changed and not changed.isdisjoint(references.get(cohort_id, ())))
-            ):
-                continue
-            member, deadline_us = run.evaluate(cohort_id)
-            # the bit is applied at once: cohorts evaluated later (dependants) read it
-            if member != (cohort_id in members):
-                changed.add(cohort_id)
-                flips.append(Flip(team_id, person_id, cohort_id, member, definition.version, now_us))
-                if not member:
-                    del members[cohort_id]
-            if member:
-                members[cohort_id] = definition.version
-            if deadline_us is None:
-                deadlines.pop(cohort_id, None)
-            else:
-                deadlines[cohort_id] = deadline_us if deadline_us > now_us else now_us + 1
+            # with a gone cohort, the loop below finds the cohorts referring to it among all of them
+            candidates = team.ordered if left else team.candidates(targets)
+            compiled = plan.compiled
+            changed = {flip.cohort_id for flip in left}
+            references = team.references
+            for definition in candidates:
+                cohort_id = definition.id
+                if not (cohort_id in targets or (changed and not changed.isdisjoint(references.get(cohort_id, ())))):
+                    continue
+                member, deadline_us = compiled[cohort_id](run)
+                # the bit is applied at once: cohorts evaluated later (dependants) read it
+                if member != (cohort_id in members):
+                    changed.add(cohort_id)
+                    flips.append(_new_flip(Flip, (team_id, person_id, cohort_id, member, definition.version, now_us)))
+                    if not member:
+                        del members[cohort_id]
+                if member:
+                    members[cohort_id] = definition.version
+                if deadline_us is None:
+                    deadlines.pop(cohort_id, None)
+                else:
+                    deadlines[cohort_id] = deadline_us if deadline_us > now_us else now_us + 1
     else:
         deadlines = {}
         for definition in team.ordered:

@@ -80,14 +80,14 @@ def decode_event(raw: bytes | None, position: Position, now_us: int) -> EventInp
     if timestamp_us > now_us + FUTURE_TOLERANCE_US:
         raise Rejected("timestamp in the future")
     uuid = data.get("uuid")
-    return EventInput(
-        team_id=team_id,
-        person_id=person_id,
-        event=name,
-        timestamp_us=timestamp_us,
-        properties=_properties(data, "properties"),
-        uuid=uuid if isinstance(uuid, str) else None,
-        source=position,
+    return EventInput(  # positional (team_id, person_id, event, timestamp_us, properties, uuid, source)
+        team_id,
+        person_id,
+        name,
+        timestamp_us,
+        _properties(data, "properties"),
+        uuid if isinstance(uuid, str) else None,
+        position,
     )
 
 
@@ -106,15 +106,15 @@ def decode_person(raw: bytes | None, position: Position) -> PersonInput:
             created_at_us = parse_timestamp(data["created_at"])
         except TimestampError:
             raise Rejected("invalid created_at") from None
-    return PersonInput(
-        team_id=team_id,
-        person_id=person_id,
-        properties=_properties(data, "properties"),
-        version=version,
-        is_deleted=_flag(data, "is_deleted"),
-        is_identified=_flag(data, "is_identified"),
-        created_at_us=created_at_us,
-        source=position,
+    return PersonInput(  # positional, in the order of PersonInput's fields
+        team_id,
+        person_id,
+        _properties(data, "properties"),
+        version,
+        _flag(data, "is_deleted"),
+        _flag(data, "is_identified"),
+        created_at_us,
+        position,
     )
 
 
@@ -155,12 +155,12 @@ def _object(raw: bytes | None) -> dict[str, Any]:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise Rejected("oversized")
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Rejected("invalid UTF-8") from None
-    try:
-        data = orjson.loads(raw)
+        data = orjson.loads(raw)  # orjson refuses invalid UTF-8 anywhere in its input
     except orjson.JSONDecodeError:
+        try:  # so only a refused message is decoded again, to name the reason
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejected("invalid UTF-8") from None
         raise Rejected("not JSON") from None
     if not isinstance(data, dict):
         raise Rejected("not a JSON object")

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from itertools import chain
 from typing import Any, Final
 
 import orjson
@@ -87,7 +86,7 @@ def encode(record: PersonRecord | RecordSketch) -> bytes:
         sorted(record.static),
         _flatten(record.members),
         _flatten(record.deadlines or {}),
-        [n for (source, partition), offset in sorted(record.applied.items()) for n in (source, partition, offset)],
+        _flatten_applied(record.applied),
         record.outbox.groups(),
     ]
     return _header(record) + orjson.dumps(body)
@@ -137,19 +136,19 @@ def decode(raw: bytes) -> PersonRecord:
                 raise ValueError("applied is not a list of triples")
             applied_map = {(applied[i], applied[i + 1]): applied[i + 2] for i in range(0, len(applied), 3)}
             flips = Outbox.from_groups(outbox)
-        return PersonRecord(
-            known=bool(flags & _KNOWN),
-            deleted=bool(flags & _DELETED),
-            person_version=person_version,
-            properties=properties,
-            matchers={matcher_hash: _matcher_state(body, version) for matcher_hash, body in matchers.items()},
-            static=set(static),
-            members=member_map,
-            next_deadline_us=deadline,
-            deadlines=deadlines,
-            evaluated_at_us=evaluated_at_us,
-            applied=applied_map,
-            outbox=flips,
+        return PersonRecord(  # positional (the fields' order): cheaper than keywords, once per input
+            bool(flags & _KNOWN),
+            bool(flags & _DELETED),
+            person_version,
+            properties,
+            {matcher_hash: _matcher_state(body, version) for matcher_hash, body in matchers.items()},
+            set(static),
+            member_map,
+            deadline,
+            deadlines,
+            evaluated_at_us,
+            applied_map,
+            flips,
         )
     except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CodecError(f"person record body malformed: {exc}") from exc
@@ -278,38 +277,86 @@ def _check_version(raw: bytes) -> int:
     return raw[0]
 
 
+def _flatten_applied(applied: dict[tuple[int, int], int]) -> list[int]:
+    """[source, partition, offset, ...] ascending by (source, partition)."""
+    flat: list[int] = []
+    for (source, partition), offset in sorted(applied.items()):
+        flat += (source, partition, offset)
+    return flat
+
+
 def _matcher_body(state: MatcherState) -> list[Any]:
-    """[first_seen, buckets, timestamps], plus [live_from | null, backfilled] unless both are empty."""
-    body: list[Any] = [
-        state.first_seen_us,
-        {gran: _flatten(buckets) for gran, buckets in state.buckets.items()},
-        state.timestamps_us,
-    ]
-    if state.live_from is None or state.live_from or state.backfilled:
-        body += [None if state.live_from is None else _flatten(state.live_from), _flatten(state.backfilled)]
-    return body
+    """[first_seen, buckets, timestamps], plus [live_from | null, backfilled] unless both are empty.
+
+    Written for every matcher of every record, most holding a bucket or two, one live_from entry
+    and no backfill: single entries are flattened here rather than through `_flatten`.
+    """
+    live_from = state.live_from
+    backfilled = state.backfilled
+    buckets: dict[str, list[int]] = {}
+    for gran, counts in state.buckets.items():
+        if len(counts) == 1:
+            ((bucket, count),) = counts.items()
+            buckets[gran] = [bucket, count]
+        else:
+            buckets[gran] = _flatten(counts)
+    if live_from is None:
+        return [state.first_seen_us, buckets, state.timestamps_us, None, _flatten(backfilled)]
+    if live_from or backfilled:
+        return [state.first_seen_us, buckets, state.timestamps_us, _flatten(live_from), _flatten(backfilled)]
+    return [state.first_seen_us, buckets, state.timestamps_us]
 
 
 def _matcher_state(body: list[Any], version: int) -> MatcherState:
-    first_seen, buckets, timestamps, *coverage = body
-    if coverage:
-        live_flat, backfilled_flat = coverage
-        live_from = None if live_flat is None else _unflatten(live_flat)
-        backfilled = _unflatten(backfilled_flat)
-    else:  # format 1 never recorded where live counting began; format 2 omits two empty maps
+    """The state of a stored matcher body (format 1 or 2). Read for every matcher of every record:
+    the common small maps (none or one entry) are built here rather than through `_unflatten`,
+    which does the same for them."""
+    if len(body) == 5:
+        first_seen, buckets, timestamps, live_flat, backfilled_flat = body
+        if live_flat is None:
+            live_from = None
+        elif type(live_flat) is list and len(live_flat) == 2:
+            live_from = {live_flat[0]: live_flat[1]}
+        else:
+            live_from = _unflatten(live_flat)
+        backfilled = {} if type(backfilled_flat) is list and not backfilled_flat else _unflatten(backfilled_flat)
+    elif len(body) == 3:  # format 1 never recorded where live counting began; format 2 omits two empty maps
+        first_seen, buckets, timestamps = body
         live_from, backfilled = (None if version == 1 else {}), {}
-    return MatcherState(
-        first_seen, {gran: _unflatten(flat) for gran, flat in buckets.items()}, timestamps, live_from, backfilled
-    )
+    else:
+        raise ValueError(f"matcher state of {len(body)} fields")
+    by_granularity: dict[str, dict[int, int]] = {}
+    for gran, flat in buckets.items():
+        if type(flat) is list and len(flat) == 2:
+            by_granularity[gran] = {flat[0]: flat[1]}
+        else:
+            by_granularity[gran] = _unflatten(flat)
+    return MatcherState(first_seen, by_granularity, timestamps, live_from, backfilled)
 
 
 def _flatten(pairs: dict[int, int]) -> list[int]:
-    """[k0, v0, k1, v1, ...] ascending by key."""
-    return list(chain.from_iterable(sorted(pairs.items())))
+    """[k0, v0, k1, v1, ...] ascending by key.
+
+    Called for every map of every record written (members, deadlines, buckets...), most of them
+    empty or of one entry: those skip the sort, and longer ones sort the keys alone (cheaper than
+    sorting pairs) and interleave the values by slice assignment.
+    """
+    size = len(pairs)
+    if size <= 1:
+        for pair in pairs.items():
+            return list(pair)
+        return []
+    keys = sorted(pairs)
+    flat = keys * 2
+    flat[::2] = keys
+    flat[1::2] = map(pairs.__getitem__, keys)
+    return flat
 
 
 def _unflatten(flat: list[int]) -> dict[int, int]:
     if len(flat) % 2:
         raise ValueError("odd flat list")
+    if not flat:
+        return {}
     pairs = iter(flat)
     return dict(zip(pairs, pairs))  # noqa: B905 - the length is even, checked above

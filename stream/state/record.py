@@ -141,8 +141,9 @@ class Outbox:
     # --- cheap in either form ----------------------------------------------------------------
 
     def __len__(self) -> int:
-        if self._groups is not None:
-            return sum((len(group) - 4) // 3 for group in self._groups)
+        groups = self._groups
+        if groups is not None:  # each group is 4 + 3 per flip long (`from_groups` checks it)
+            return (sum(map(len, groups)) - 4 * len(groups)) // 3
         assert self._flips is not None
         return len(self._flips)
 
@@ -153,16 +154,12 @@ class Outbox:
             return
         groups = self._groups
         assert groups is not None
+        source, partition, offset = origin
+        last = groups[-1] if groups else None
         for flip in flips:
-            last = groups[-1] if groups else None
-            if (
-                last is None
-                or last[3] != flip.at_us
-                or last[2] != origin[2]
-                or last[1] != origin[1]
-                or last[0] != origin[0]
-            ):
-                last = [origin[0], origin[1], origin[2], flip.at_us]
+            at_us = flip.at_us
+            if last is None or last[3] != at_us or last[2] != offset or last[1] != partition or last[0] != source:
+                last = [source, partition, offset, at_us]
                 groups.append(last)
             last += (flip.cohort_id, 1 if flip.entered else 0, flip.version)
 
@@ -202,7 +199,8 @@ class Outbox:
     def highest_offset(self, source: int) -> int:
         """The highest offset of `source` among the flips' origins (-1: none)."""
         if self._groups is not None:
-            return max((group[2] for group in self._groups if group[0] == source), default=-1)
+            found = [group[2] for group in self._groups if group[0] == source]
+            return max(found) if found else -1
         return max((f.origin[2] for f in self._flips or () if f.origin[0] == source), default=-1)
 
     # --- flip by flip --------------------------------------------------------------------------
@@ -289,3 +287,7 @@ class RecordFacts:
 
     def is_static_member(self, cohort_id: int) -> bool:
         return cohort_id in self._record.static
+
+    def seen_matchers(self) -> set[str]:
+        """The matchers whose first-seen time is set (`cohorts.plan` asks once per evaluation)."""
+        return {h for h, state in self._record.matchers.items() if state.first_seen_us is not None}

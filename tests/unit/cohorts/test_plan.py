@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from cohorts.evaluate import evaluate
 from cohorts.model import BehavioralLeaf, CohortDefinition, CohortLeaf, Group, PersonLeaf
 from cohorts.plan import TeamPlan
-from tests.unit.cohorts.eval_helpers import DAY_US, cohort, facts_for
+from tests.unit.cohorts.eval_helpers import DAY_US, RawFacts, cohort, facts_for
 from tests.unit.cohorts.eval_strategies import BASE_US, event_lists, nows, person_properties, trees
 
 
@@ -88,3 +88,72 @@ def test_a_behavioural_cohort_of_a_person_without_history_answers_as_evaluate_do
             assert run.evaluate(definition.id) == (expected.member, expected.next_deadline_us) == (True, None)
     seen = facts_for([definitions[0].root], [("a", BASE_US - DAY_US)])
     assert TeamPlan(definitions).run(seen, BASE_US, {}).evaluate(1)[0] is False
+
+
+class _ListingFacts(RawFacts):
+    """RawFacts that can list its matchers with history, as the worker's record view does."""
+
+    def seen_matchers(self) -> set[str]:
+        return {h for h in self.matched if self.first_seen_us(h) is not None}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_facts_that_list_their_matchers_give_the_same_results(data):
+    """Scenario: as the random-cohorts test, with facts offering `seen_matchers()` (the plan then
+    asks it once per run instead of `first_seen_us` per matcher). Same results as evaluate()."""
+    now_us = data.draw(nows)
+    roots = [data.draw(trees()), data.draw(trees()), data.draw(trees(cohort_ids=(1, 2)))]
+    definitions = [cohort(root, cohort_id=i) for i, root in enumerate(roots, start=1)]
+    events = data.draw(event_lists(now_us, ["p"]))
+    raw = facts_for(roots, events, data.draw(person_properties))
+    facts = _ListingFacts(properties=raw.properties, matched=raw.matched, static=raw.static)
+    bits: dict[int, bool] = {}
+    run = TeamPlan(definitions).run(facts, now_us, bits)
+    for definition in definitions:
+        expected = evaluate(definition, facts, now_us, bits)
+        assert run.evaluate(definition.id) == (expected.member, expected.next_deadline_us)
+        bits[definition.id] = expected.member
+
+
+def test_steps_follow_the_given_order_and_call_what_evaluate_calls():
+    definitions = [
+        cohort(PersonLeaf("plan", "exact", "pro"), 7),
+        CohortDefinition(id=3, team_id=1, version=4, root=Group("AND", (CohortLeaf(7),))),
+    ]
+    plan = TeamPlan(definitions)
+    assert [(cohort_id, version) for cohort_id, version, _ in plan.steps] == [(7, 1), (3, 4)]
+    facts = facts_for([], [], {"plan": "pro"})
+    run = plan.run(facts, BASE_US, {7: True})
+    for cohort_id, _, compiled in plan.steps:
+        assert compiled(run) == plan.compiled[cohort_id](run) == run.evaluate(cohort_id)
+
+
+def test_silent_cohorts_are_the_behavioural_ones_that_hold_nobody_without_history():
+    """Scenario: `performed` (false, no deadline, without events) is silent; `fewer than 3` (true
+    for nobody's events), a person-property cohort and a static one are not. Evaluating only
+    `steps_with_history` for a person without history gives what evaluating every step gives."""
+    performed = BehavioralLeaf(kind="performed_event", event="a", time_value=7, time_interval="day")
+    fewer = BehavioralLeaf(
+        kind="performed_event_multiple", event="a", time_value=7, time_interval="day", operator="lt", operator_value=3
+    )
+    definitions = [
+        cohort(performed, 1),
+        cohort(fewer, 2),
+        cohort(PersonLeaf("plan", "exact", "pro"), 3),
+        CohortDefinition(id=4, team_id=1, version=1, is_static=True),
+        cohort(Group("OR", (CohortLeaf(1), CohortLeaf(2))), 5),
+    ]
+    plan = TeamPlan(definitions)
+    assert plan.silent_without_history == {1}
+    assert [step[0] for step in plan.steps_with_history] == [2, 3, 4, 5]
+    facts = facts_for([d.root for d in definitions if d.root is not None], [], {"plan": "pro"})
+    everything: dict[int, bool] = {}
+    run = plan.run(facts, BASE_US, everything)
+    for cohort_id, _, compiled in plan.steps:
+        everything[cohort_id] = compiled(run)[0]
+    quiet: dict[int, bool] = {}
+    run = plan.run(facts, BASE_US, quiet)
+    for cohort_id, _, compiled in plan.steps_with_history:
+        quiet[cohort_id] = compiled(run)[0]
+    assert {c for c, member in everything.items() if member} == {c for c, member in quiet.items() if member}

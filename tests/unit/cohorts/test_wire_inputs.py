@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import FrozenInstanceError, asdict
 
 import orjson
+import pytest
 
-from cohorts.wire import EventInput, MembershipChange, PersonInput, decode_person_input, person_input_of
+from cohorts.wire import EventInput, MembershipChange, PersonInput, WireError, decode_person_input, person_input_of
 
 
 def test_event_input_bytes_equal_the_asdict_form_and_round_trip():
@@ -37,3 +38,25 @@ def test_reading_a_batch_element_leaves_the_element_as_it_came():
     item = person_input_of(element)
     assert isinstance(item, EventInput) and item.source == ("events", 0, 3)
     assert element == before
+
+
+def test_inputs_as_ingest_writes_them_read_as_the_keyword_constructor_builds_them():
+    """Scenario: `to_dict` forms (every field and the kind) are built field by field; the objects
+    equal, hash-compare and repr as those the dataclass constructor builds, and stay frozen."""
+    event = EventInput(1, "p", "e", 5, {"a": 1}, None, ("t", 0, 3))
+    person = PersonInput(1, "p", {"plan": "pro"}, 7, False, True, None, None)
+    for item in (event, person):
+        read = person_input_of(orjson.loads(item.to_bytes()))
+        assert type(read) is type(item) and read == item and repr(read) == repr(item)
+        with pytest.raises(FrozenInstanceError):
+            read.team_id = 2  # type: ignore[misc]
+
+
+def test_inputs_with_other_fields_take_the_keyword_path():
+    """Scenario: a field left out takes its default, an unknown one is refused, as before."""
+    short = {"kind": "event", "team_id": 1, "person_id": "p", "event": "e", "timestamp_us": 5, "properties": {}}
+    assert person_input_of(short) == EventInput(1, "p", "e", 5, {})
+    with pytest.raises(WireError, match="EventInput"):
+        person_input_of({**short, "uuid": None, "source": None, "extra": 1})
+    with pytest.raises(WireError, match="PersonInput"):
+        person_input_of({"kind": "person", "team_id": 1, "person_id": "p", "properties": {}})

@@ -309,3 +309,31 @@ def test_a_person_update_does_not_touch_behavioural_bits_before_their_deadline()
     result = apply_person(rec, person(1, plan="pro"), (SOURCE_PERSONS, 0, 1), team, NOW + DAY)
     assert statuses(result.flips) == [(11, "entered")]
     assert result.record is not None and result.record.members.keys() == {10, 11}
+
+
+def test_a_new_person_is_in_the_cohorts_true_without_events_and_no_other():
+    """Scenario: a person's first record with cohorts `performed` (false without events: skipped for
+    a person without history), `fewer than 3 events` (true without any), a property cohort and one
+    referring to the first two. Flips, members and deadlines are those of evaluating every cohort."""
+    catalog = catalog_of(
+        (10, record(10, group(performed("$pageview", 7)))),
+        (11, record(11, group(performed_multiple("$pageview", "lt", 3)))),
+        (12, record(12, group(person_prop("plan", "pro")))),
+        (13, record(13, {"properties": {"type": "OR", "values": [in_cohort(10), in_cohort(11)]}})),
+    )
+    result = apply_person(None, person(1, plan="pro"), (SOURCE_PERSONS, 0, 1), catalog.team(1), NOW)
+    assert sorted(statuses(result.flips)) == [(11, "entered"), (12, "entered"), (13, "entered")]
+    assert result.record is not None and result.record.members == {11: 1, 12: 1, 13: 1}
+    assert result.record.deadlines == {} and result.record.next_deadline_us is None
+
+
+def test_a_full_evaluation_of_a_member_of_a_behavioural_cohort_without_history_lets_it_leave():
+    """Scenario: a format-1 record (evaluated in full next time) says the person is in `performed`
+    but holds no event state for it; the next person update evaluates that cohort too: left."""
+    catalog = catalog_of(
+        (10, record(10, group(performed("$pageview", 7)))), (12, record(12, group(person_prop("plan", "pro"))))
+    )
+    old = PersonRecord(known=True, person_version=1, members={10: 1}, deadlines=None)
+    result = apply_person(old, person(2, plan="pro"), (SOURCE_PERSONS, 0, 2), catalog.team(1), NOW)
+    assert sorted(statuses(result.flips)) == [(10, "left"), (12, "entered")]
+    assert result.record is not None and result.record.members == {12: 1}

@@ -71,7 +71,10 @@ def test_missing_or_null_properties_are_empty():
         (b"", "empty value"),
         (b"x" * (MAX_MESSAGE_BYTES + 1), "oversized"),
         (b'{"event": "\xff"}', "invalid UTF-8"),
+        (b'{"event": "\xed\xa0\x80"}', "invalid UTF-8"),  # an encoded surrogate
+        (b'{"event": 1}\xc0\x80', "invalid UTF-8"),  # after the object, in an overlong form
         (b"{not json", "not JSON"),
+        (b'\xef\xbb\xbf{"event": "x"}', "not JSON"),  # valid UTF-8 (a byte order mark), refused by orjson
         (b"[1, 2]", "not a JSON object"),
         (_raw(_event(team_id=_DROP)), "missing team_id"),
         (_raw(_event(team_id="2")), "invalid team_id"),

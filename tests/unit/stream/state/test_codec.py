@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from stream.state.codec import (
@@ -182,3 +183,39 @@ def test_header_carries_the_highest_control_offset_in_the_outbox():
     assert peek_control_flip_offset(GOLDEN_EMPTY) == -1
     only_events = PersonRecord(outbox=[OutboxFlip(1, True, 1, 5, (1, 0, 99))])
     assert peek_control_flip_offset(encode(only_events)) == -1
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 5])
+def test_maps_of_any_size_are_written_as_flat_lists_ascending_by_key(size: int):
+    """Scenario: maps filled in descending key order, of the sizes the codec writes by different
+    paths (none, one entry, several); the body holds them ascending, and reads back equal."""
+    keys = list(range(size, 0, -1))
+    state = MatcherState(
+        first_seen_us=1,
+        buckets={"day": {k: k + 10 for k in keys}, "minute": {-k: 1 for k in keys}},
+        live_from={k: 100 + k for k in keys},
+        backfilled={k: 50 for k in keys},
+    )
+    record = PersonRecord(
+        known=True,
+        matchers={"m": state},
+        members={k: 1 for k in keys},
+        deadlines={k: 10**15 + k for k in keys},
+        applied={(k % 3, k): k for k in keys},
+    )
+    body = orjson.loads(encode(record)[34:])
+    up = sorted(keys)
+    day, minute = [n for k in up for n in (k, k + 10)], [n for k in sorted(-k for k in keys) for n in (k, 1)]
+    coverage = [[n for k in up for n in (k, 100 + k)], [n for k in up for n in (k, 50)]] if size else []
+    assert body[1] == {"m": [1, {"day": day, "minute": minute}, [], *coverage]}
+    assert body[3] == [n for k in up for n in (k, 1)]
+    assert body[4] == [n for k in up for n in (k, 10**15 + k)]
+    assert body[5] == [n for s, p in sorted((k % 3, k) for k in keys) for n in (s, p, p)]
+    assert decode(encode(record)) == record
+
+
+def test_a_matcher_without_live_counting_keeps_its_null_and_empty_backfill():
+    record = PersonRecord(known=True, matchers={"m": MatcherState(3, {"day": {7: 1}}, [], live_from=None)})
+    body = orjson.loads(encode(record)[34:])
+    assert body[1] == {"m": [3, {"day": [7, 1]}, [], None, []]}
+    assert decode(encode(record)) == record
