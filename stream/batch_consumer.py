@@ -30,6 +30,8 @@ from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from stream.read_committed import FETCH_MAX_WAIT_MS
+
 __all__ = ["BatchConsumer"]
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class BatchConsumer:
             "isolation.level": "read_committed",
             "session.timeout.ms": int(session_timeout_s * 1000),
             "heartbeat.interval.ms": int(heartbeat_interval_s * 1000),
-            "fetch.wait.max.ms": 50,
+            "fetch.wait.max.ms": FETCH_MAX_WAIT_MS,
             "logger": logging.getLogger("stream.batch_consumer.librdkafka"),
         }
         settings.update(config)

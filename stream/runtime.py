@@ -159,7 +159,7 @@ class Runtime:
             ingest_consumer=BatchConsumer(
                 settings.bootstrap,
                 topics.ingest_group,
-                [topics.events, topics.persons, topics.distinct_ids],
+                topics.worker_groups()[topics.ingest_group],
                 commit_interval_s=tuning.commit_interval_s,
                 session_timeout_s=tuning.session_timeout_s,
                 heartbeat_interval_s=tuning.heartbeat_interval_s,
