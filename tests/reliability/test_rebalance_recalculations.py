@@ -7,6 +7,12 @@ while A is inside a batch: A finishes the step under way and hands the rest of t
 unacknowledged (stream.agents.control `_hand_back`), and whoever owns each partition afterwards
 reads those messages again. Every cohort ends with exactly one started and one finished report per
 partition, the right counts and the right members: nothing lost, nothing done twice.
+
+Time budget (pytest's `timeout = 300`, pyproject.toml): loading the persons takes about 10 s and the
+recalculations 25 to 55 s on a 2-core machine. The checks read about 180,000 flips, so each flip is
+decoded once (`_Members`), not once per poll and cohort: that took 90 to 160 s alone. Each wait's
+own timeout is below what is left of the budget, so a stall fails with what was missing and the
+workers' logs rather than a bare pytest timeout.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from cohorts.topics import Topics
-from cohorts.wire import CalculationReport
-from tests.integration.worker_harness import TopicReader, WorkerProcess, members, posthog_person, produce, start_worker
+from cohorts.wire import CalculationReport, MembershipChange
+from tests.integration.worker_harness import TopicReader, WorkerProcess, posthog_person, produce, start_worker
 from tests.reliability.harness import NOW
 from tests.unit.stream.cohort_records import group, person_prop, record
 
@@ -37,9 +44,59 @@ PEOPLE = {f"p{n}": ("pro" if n % 2 else "free", COUNTRIES[n % 3], n % 50) for n 
 NEW = {100 + k: (COUNTRIES[k % 3], k) for k in range(40)}
 
 
+#: Seconds each wait may take: with the workers' start-up (about 15 s) and the pauses, inside
+#: pytest's 300 s, and several times what each phase takes on a busy 2-core machine.
+LOAD_WAIT_S = 60
+CALCULATED_WAIT_S = 150
+MEMBERS_WAIT_S = 30
+
+Messages = Sequence[tuple[bytes | None, bytes | None]]
+
+
 def _expected(cohort_id: int) -> set[str]:
     country, age = NEW[cohort_id]
     return {p for p, (_, c, a) in PEOPLE.items() if c == country and a > age}
+
+
+EXPECTED = {c: _expected(c) for c in NEW}
+
+
+class _Members:
+    """Members per cohort of TEAM (the last flip per person is `entered`), decoding each flip once:
+    a reader's messages only grow, and the predicates run on every poll."""
+
+    def __init__(self) -> None:
+        self._decoded = 0
+        self.of: dict[int, set[str]] = {}
+
+    def update(self, messages: Messages) -> dict[int, set[str]]:
+        for _, value in messages[self._decoded :]:
+            change = MembershipChange.from_bytes(value or b"")
+            if change.team_id != TEAM:
+                continue
+            cohort = self.of.setdefault(change.cohort_id, set())
+            if change.status == "entered":
+                cohort.add(change.person_id)
+            else:
+                cohort.discard(change.person_id)
+        self._decoded = len(messages)
+        return self.of
+
+
+def _unfinished(messages: Messages) -> set[tuple[int, int]]:
+    """(cohort, partition) of the new cohorts with no finished report yet."""
+    found = (CalculationReport.from_bytes(v or b"") for _, v in messages)
+    done = {(r.cohort_id, r.partition) for r in found if r.cohort_id in NEW and r.finished_at}
+    return {(c, p) for c in NEW for p in range(PARTITIONS)} - done
+
+
+def _wait_calculated(reports: TopicReader, workers: Sequence[WorkerProcess]) -> None:
+    """Every new cohort finished in every partition; else which not, with the workers' logs."""
+    try:
+        reports.wait_for(lambda ms: not _unfinished(ms), CALCULATED_WAIT_S)
+    except AssertionError:
+        logs = "\n".join(f"--- {w.log_path.name}:\n{w.log()[-6000:]}" for w in workers)
+        raise AssertionError(f"no finished report for {sorted(_unfinished(reports.messages))}\n{logs}") from None
 
 
 def test_a_rebalance_inside_a_batch_of_recalculations_loses_and_repeats_none(
@@ -53,10 +110,16 @@ def test_a_rebalance_inside_a_batch_of_recalculations_loses_and_repeats_none(
             make_settings(topics, tmp_path / name / "state"), tmp_path / name, now_us=NOW, tick_interval_s=1.0
         )
 
+    began = time.monotonic()
     a = worker("a")
     live = [a]
     flips = TopicReader(kafka_bootstrap, topics.membership_changed)
     reports = TopicReader(kafka_bootstrap, topics.calculation_reports)
+    seen = _Members()
+
+    def phase(name: str) -> None:  # shown with a failure, to tell a stall from a slow machine
+        print(f"{time.monotonic() - began:6.1f} s  {name}")
+
     try:
         everyone = group(person_prop("plan", "pro"), person_prop("plan", "free"), type_="OR")
         produce(kafka_bootstrap, topics.catalog, [(b"1", record(1, everyone, team_id=TEAM))])
@@ -65,7 +128,8 @@ def test_a_rebalance_inside_a_batch_of_recalculations_loses_and_repeats_none(
             topics.persons,
             [(p.encode(), posthog_person(TEAM, p, 1, plan=pl, country=c, age=ag)) for p, (pl, c, ag) in PEOPLE.items()],
         )
-        flips.wait_for(lambda ms: len(members(ms, TEAM).get(1, ())) == PERSONS, 300)
+        flips.wait_for(lambda ms: len(seen.update(ms).get(1, ())) == PERSONS, LOAD_WAIT_S)
+        phase("persons loaded")
 
         definitions = [
             (
@@ -81,13 +145,10 @@ def test_a_rebalance_inside_a_batch_of_recalculations_loses_and_repeats_none(
             os.kill(a.process.pid, signal.SIGCONT)
         time.sleep(1)
         live.append(worker("b"))
+        phase("second worker ready")
 
-        def calculated(ms: list) -> bool:
-            found = {CalculationReport.from_bytes(v or b"") for _, v in ms}
-            done = {(r.cohort_id, r.partition) for r in found if r.cohort_id in NEW and r.finished_at}
-            return len(done) == len(NEW) * PARTITIONS
-
-        reports.wait_for(calculated, 600)
+        _wait_calculated(reports, live)
+        phase("every cohort finished in every partition")
         time.sleep(3)  # anything repeated would come now
         reports.poll(1)
         found = [CalculationReport.from_bytes(v or b"") for _, v in reports.messages]
@@ -100,8 +161,14 @@ def test_a_rebalance_inside_a_batch_of_recalculations_loses_and_repeats_none(
             if r.finished_at is not None:
                 assert r.error is None
                 counts[r.cohort_id] += r.count or 0
-        assert {c: counts[c] for c in NEW} == {c: len(_expected(c)) for c in NEW}
-        flips.wait_for(lambda ms: all(members(ms, TEAM).get(c, set()) == _expected(c) for c in NEW), 120)
+        assert {c: counts[c] for c in NEW} == {c: len(EXPECTED[c]) for c in NEW}
+
+        def members_right(ms: Messages) -> bool:
+            now = seen.update(ms)
+            return all(now.get(c, set()) == EXPECTED[c] for c in NEW)
+
+        flips.wait_for(members_right, MEMBERS_WAIT_S)
+        phase("members checked")
         handed_back = [line for line in a.log().splitlines() if "handed back" in line]
         assert handed_back, "the rebalance did not come inside a batch: the scenario needs more work per batch"
     finally:
