@@ -30,7 +30,6 @@ from confluent_kafka.admin import OffsetSpec
 
 from cli.kafka_read import Range, list_offsets, read_ranges, settled
 from cli.producer import json_producer
-from cli.status import worker_group
 from cohorts.model import CohortDefinition, referenced_cohort_ids
 from cohorts.properties import match_event
 from cohorts.requirements import MatcherRequirement, matchers_by_event, state_requirements
@@ -291,11 +290,11 @@ def _send(
 
 
 def _wait_folded(settings: Settings, topics: Topics, sent_to: dict[int, int], timeout_s: float) -> bool:
-    """Whether the worker group committed past everything sent within `timeout_s`."""
+    """Whether the person fold committed past everything sent within `timeout_s`."""
     if not sent_to:
         return True
     admin = admin_client(settings.bootstrap)
-    group = worker_group(settings)
+    group = topics.fold_group
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topics.person_inputs, p) for p in sent_to])
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -2,8 +2,10 @@
 
 `collect_status` gathers, without joining any consumer group or committing anything:
 - every topic of design §3 with its partition count (and the configured one) and offset span;
-- each worker consumer group's committed offsets and lag on the topics it consumes: the faust app
-  (`{prefix}cohorts-worker`) and ingest (`{prefix}cohorts-worker-ingest`), `Topics.worker_groups`;
+- each worker consumer group's committed offsets and lag on the topics it consumes: ingest
+  (`{prefix}cohorts-worker-ingest`), the person fold (`{prefix}cohorts-worker-fold`, positions only:
+  its readers are the faust group's members) and the faust app (`{prefix}cohorts-worker`),
+  `Topics.worker_groups`;
 - the number of cohorts in `cohort_catalog` (compacted, key = cohort id; a tombstone removes it,
   `deleted: true` is a soft delete, other keys such as the api's `reserve:<uuid>` are skipped);
 - the last few membership flips of `cohort_membership_changed`.
@@ -31,7 +33,7 @@ __all__ = ["collect_status", "render_status", "worker_group"]
 
 
 def worker_group(settings: Settings) -> str:
-    """The worker's faust consumer group, which commits the re-keyed inputs (`stream.app.worker_app_id`)."""
+    """The worker's faust consumer group (`stream.app.worker_app_id`)."""
     return Topics(prefix=settings.topic_prefix).worker_group
 
 
@@ -66,11 +68,21 @@ def _collect(settings: Settings, flips: int, timeout_s: float) -> dict[str, Any]
             }
             for s in specs
         ],
-        "worker_groups": [
-            _group_lag(admin, group, inputs, spans, timeout_s) for group, inputs in topics.worker_groups().items()
-        ],
+        "worker_groups": _worker_groups(admin, topics, spans, timeout_s),
         **_read_tails(settings, topics, spans, flips, timeout_s),
     }
+
+
+def _worker_groups(
+    admin: AdminClient, topics: Topics, spans: dict[tuple[str, int], Range], timeout_s: float
+) -> list[dict[str, Any]]:
+    """Each worker group's lag; a group that only keeps positions shows the members of the group it follows."""
+    groups = {
+        group: _group_lag(admin, group, inputs, spans, timeout_s) for group, inputs in topics.worker_groups().items()
+    }
+    for group, followed in topics.followed_groups().items():
+        groups[group] |= {"state": f"read by {followed}", "members": groups[followed]["members"]}
+    return list(groups.values())
 
 
 def _span_total(spans: dict[tuple[str, int], Range], topic: str) -> int:

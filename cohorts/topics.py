@@ -93,7 +93,8 @@ class Topics:
     # The worker's consumer groups (names share the prefix, so deployments never mix).
     @property
     def worker_group(self) -> str:
-        """The faust app's group (its app id): the re-keyed inputs, control and catalog."""
+        """The faust app's group (its app id): control and catalog; its assignment also decides which
+        worker holds each partition of the person table and of the re-keyed inputs."""
         return self._name("cohorts-worker")
 
     @property
@@ -101,12 +102,23 @@ class Topics:
         """Ingest's own group (stream.batch_consumer): the PostHog input topics."""
         return self._name("cohorts-worker-ingest")
 
+    @property
+    def fold_group(self) -> str:
+        """The person fold's positions in the re-keyed inputs (stream.fold_feed). Nobody joins it: each
+        worker reads the partitions the faust group assigned it and commits here."""
+        return self._name("cohorts-worker-fold")
+
     def worker_groups(self) -> dict[str, list[str]]:
         """Each worker consumer group and the topics it consumes and commits, in design §2 order."""
         return {
             self.ingest_group: [self.events, self.persons, self.distinct_ids],
-            self.worker_group: [self.person_inputs, self.control, self.catalog],
+            self.fold_group: [self.person_inputs],
+            self.worker_group: [self.control, self.catalog],
         }
+
+    def followed_groups(self) -> dict[str, str]:
+        """Groups without members of their own -> the group whose members read for them."""
+        return {self.fold_group: self.worker_group}
 
     def specs(self) -> list[TopicSpec]:
         """What `cohorts topics create` creates; faust's own changelog topics are not listed."""

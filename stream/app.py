@@ -3,7 +3,9 @@
     ingest_inputs        clickhouse_events_json        -> cohort_person_inputs | cohort_dead_letters
     (task, own group:    clickhouse_person             -> cohort_person_inputs | cohort_dead_letters
      batch consumer)     clickhouse_person_distinct_id -> validated and counted | cohort_dead_letters
-    person-fold          cohort_person_inputs          -> persons table -> cohort_membership_changed
+    fold_inputs          cohort_person_inputs          -> persons table -> cohort_membership_changed
+    (task, fold feed:    (the partitions faust assigned for control and the table)
+     positions only)
     control              cohort_control                -> persons table -> cohort_membership_changed,
                                                           cohort_calculation_reports
     catalog-recalculate  cohort_catalog (group)        -> cohort_control (recalculate, every partition)
@@ -138,7 +140,8 @@ def _install_observability(app: faust.App, rt: Runtime) -> None:
         workers counts each partition once."""
         consumer = app.consumer
         reported: set[tuple[str, str]] = set()
-        for (topic, partition), lag in (await rt.ingest_consumer.lag()).items():
+        feeds = {**(await rt.ingest_consumer.lag()), **(await rt.fold_feed.lag())}
+        for (topic, partition), lag in feeds.items():
             rt.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
             reported.add((topic, str(partition)))
         for tp in consumer.assignment():

@@ -15,6 +15,8 @@ outputs step 1 did not wait for.
 
 A rebalance drops the positions of revoked partitions, never committing them: their next owner
 re-reads from the last commit, and the fold's idempotence by source offset absorbs the repeats.
+Without `topics` the consumer joins no group: the caller `assign`s it partitions (stream.fold_feed)
+and it only commits its positions in the group.
 Every call into librdkafka runs on one thread of its own, so a wait for records never blocks the
 event loop and rebalance callbacks never race the loop.
 """
@@ -85,7 +87,7 @@ class BatchConsumer:
 
     async def batch(self) -> list[Message]:
         """The next records, oldest first per partition; empty when none came within `wait_s`."""
-        if not self._subscribed:
+        if self._topics and not self._subscribed:
             await self._call(self._subscribe)
             self._subscribed = True
         messages: list[Message] = await self._call(self._next)
@@ -103,6 +105,22 @@ class BatchConsumer:
             records.append(message)
         return records
 
+    def unread(self, records: Sequence[Message]) -> None:
+        """Take back the hand-out of `records`, a batch's tail left unprocessed: the next commit
+        stops before them (they are read again after the next `assign`)."""
+        positions = self._positions
+        for message in records:
+            where = (message.topic(), message.partition())
+            if positions.get(where, -1) > message.offset():
+                positions[where] = message.offset()
+
+    async def assign(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Read exactly these (topic, partition)s from now on, each from the position committed in the
+        group (the earliest without one); uncommitted positions of others are dropped."""
+        keep = set(partitions)
+        self._positions = {where: offset for where, offset in self._positions.items() if where in keep}
+        await self._call(self._assign, [TopicPartition(topic, partition) for topic, partition in partitions])
+
     def due(self) -> bool:
         """Whether `commit_interval_s` has passed since the last commit."""
         return time.monotonic() - self._last_commit >= self._commit_interval_s
@@ -117,8 +135,9 @@ class BatchConsumer:
         self._positions = {}
         try:
             await self._call(self._commit, offsets)
-        except KafkaException as exc:  # e.g. a rebalance in between: the next owner re-reads, the fold absorbs it
+        except KafkaException as exc:  # e.g. no coordinator (broker down) or a rebalance in between
             log.warning("commit of %d positions failed: %s", len(offsets), exc)
+            await self._call(self._keep_uncommitted, offsets)
 
     async def lag(self) -> dict[tuple[str, int], int]:
         """Records behind the high watermark per assigned partition (as of the last fetch)."""
@@ -136,6 +155,12 @@ class BatchConsumer:
     def _subscribe(self) -> None:
         self._consumer.subscribe(self._topics, on_revoke=self._on_revoke, on_lost=self._on_revoke)
 
+    def _assign(self, partitions: list[TopicPartition]) -> None:
+        if partitions:
+            self._consumer.assign(partitions)
+        else:
+            self._consumer.unassign()
+
     def _next(self) -> list[Message]:
         messages = self._consumer.consume(self._max_records, 0)
         if not messages:  # nothing buffered: wait for the first record, no longer than `wait_s`
@@ -148,6 +173,16 @@ class BatchConsumer:
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
         self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _keep_uncommitted(self, offsets: list[TopicPartition]) -> None:
+        """Put a failed commit's positions back for the next one, for the partitions still assigned:
+        a partition that receives nothing more would otherwise never be committed past them."""
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        positions = self._positions
+        for tp in offsets:
+            where = (tp.topic, tp.partition)
+            if where in assigned and positions.get(where, -1) < tp.offset:
+                positions[where] = tp.offset
 
     def _lag(self) -> dict[tuple[str, int], int]:
         assigned = self._consumer.assignment()

@@ -18,6 +18,7 @@ from stream.batch_consumer import BatchConsumer
 from stream.catalog import Catalog
 from stream.clock import Clock
 from stream.fast_producer import FastProducer
+from stream.fold_feed import FoldFeed
 from stream.input_batches import InputBatches
 from stream.metrics import WorkerMetrics
 from stream.outputs import Outputs
@@ -56,6 +57,9 @@ class WorkerTuning:
     #: most inputs one batch carries (stream.input_batches); 1 sends every input alone.
     input_linger_s: float = 0.05
     input_batch_max: int = 500
+    #: Most `cohort_person_inputs` messages the fold takes at once: each may hold `input_batch_max`
+    #: inputs, and a commit waits for the batch under way.
+    fold_batch_max: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,6 @@ class Channels:
     events: Any
     persons: Any
     distinct_ids: Any
-    person_inputs: Any
     control: Any
     catalog: Any
     membership_changed: Any
@@ -89,7 +92,6 @@ class Channels:
             events=raw(topics.events),
             persons=raw(topics.persons),
             distinct_ids=raw(topics.distinct_ids),
-            person_inputs=raw(topics.person_inputs, n),
             control=raw(topics.control, n),
             catalog=raw(topics.catalog, 1),
             membership_changed=raw(topics.membership_changed),
@@ -110,6 +112,8 @@ class Runtime:
     changelog: Changelog
     #: Ingest's reader of the PostHog topics, in its own consumer group.
     ingest_consumer: BatchConsumer
+    #: The person fold's reader of `cohort_person_inputs` (the partitions faust assigned).
+    fold_feed: FoldFeed
     #: Re-keyed inputs on their way to `cohort_person_inputs`.
     input_batches: InputBatches
     catalog: Catalog
@@ -163,6 +167,19 @@ class Runtime:
                 commit_interval_s=tuning.commit_interval_s,
                 session_timeout_s=tuning.session_timeout_s,
                 heartbeat_interval_s=tuning.heartbeat_interval_s,
+            ),
+            fold_feed=FoldFeed(
+                BatchConsumer(
+                    settings.bootstrap,
+                    topics.fold_group,
+                    [],
+                    commit_interval_s=tuning.commit_interval_s,
+                    session_timeout_s=tuning.session_timeout_s,
+                    heartbeat_interval_s=tuning.heartbeat_interval_s,
+                    max_records=tuning.fold_batch_max,
+                ),
+                topics.person_inputs,
+                lambda: app.producer.flush(),  # the pre-commit flush `stream.fast_producer.attach` installs later
             ),
             input_batches=InputBatches(
                 send_input,

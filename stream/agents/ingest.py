@@ -32,6 +32,7 @@ from cohorts.wire import EventInput
 from stream.catalog import TeamCatalog
 from stream.posthog import Rejected, decode_distinct_id, decode_event, decode_person, forwardable
 from stream.runtime import Runtime
+from stream.time_slices import TimeSlice
 
 __all__ = ["KnownCache", "gate_event", "install"]
 
@@ -134,14 +135,18 @@ def install(app: faust.App, rt: Runtime) -> None:
     received = {topic: metrics.messages_in.labels(topic) for topic in handlers}
     forwarded_inputs = metrics.messages_out.labels(topics.person_inputs)
 
+    turn = TimeSlice()
+
     async def ingest(records: list[Message]) -> None:
         refused: list[tuple[str, Message]] = []
         counts = Counter(message.topic() for message in records)
         before = batches.added
+        turn.restart()
         for message in records:
             reason = handlers[message.topic()](message)
             if reason is not None:
                 refused.append((reason, message))
+            await turn.maybe_yield()  # the person fold runs on this loop too (stream.time_slices)
         for topic, count in counts.items():
             received[topic].inc(count)
         forwarded_inputs.inc(batches.added - before)

@@ -1,6 +1,8 @@
-"""Person fold agent: `cohort_person_inputs` -> person record -> flips.
+"""Person fold: `cohort_person_inputs` -> person record -> flips.
 
-Backfill inputs (`cohorts backfill`, design-engine §7) take the same path through `fold.apply_backfill`.
+The inputs are read by `stream.fold_feed` (librdkafka, the partitions faust assigned this worker),
+outside faust's per-record path. Backfill inputs (`cohorts backfill`, design-engine §7) take the
+same path through `fold.apply_backfill`.
 
 A message holds one input or a batch of them (stream.input_batches); per input, in this order
 (design §5):
@@ -8,16 +10,18 @@ A message holds one input or a batch of them (stream.input_batches); per input, 
 2. read the person record, fold the input with the team's catalog at the worker's now;
 3. write the record (one table write, only if it changed) and update the deadline index;
 4. send the flips (a replay re-sends the outbox flips it caused).
-faust flushes what step 4 sent before committing the input's offset.
+The feed runs the pre-commit flush (what step 4 sent) before committing the input's offset.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import faust
 import orjson
+from confluent_kafka import Message
 
 from cohorts.topics import person_key
 from cohorts.wire import (
@@ -71,7 +75,7 @@ def _element_bytes(element: Any) -> bytes:
 
 
 def install(app: faust.App, rt: Runtime) -> None:
-    channels, outputs, metrics, store = rt.channels, rt.outputs, rt.metrics, rt.store
+    outputs, metrics, store, feed = rt.outputs, rt.metrics, rt.store, rt.fold_feed
     partitions, partition_of = rt.topics.partitions, rt.partitioner.partition
     sources = {name: source_code(rt.topics, name) for name in (rt.topics.events, rt.topics.persons)}
     received = metrics.messages_in.labels(rt.topics.person_inputs)
@@ -120,28 +124,64 @@ def install(app: faust.App, rt: Runtime) -> None:
             raise _Refused("wrong key or partition")
         return item, origin, key
 
-    @app.agent(channels.person_inputs, name="person-fold")
-    async def person_fold(stream: faust.StreamT) -> None:
-        await rt.catalog.ready.wait()
-        async for event in stream.events():
-            msg, value = event.message, event.value
-            batch = isinstance(value, bytes) and is_person_input_batch(value)
+    async def fold_record(message: Message) -> None:
+        """Fold one message of `cohort_person_inputs`: one input or a batch, each input on its own."""
+        topic, partition, offset, key, value = (
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.key(),
+            message.value(),
+        )
+        batch = isinstance(value, bytes) and is_person_input_batch(value)
+        try:
+            elements = split_person_input_batch(value) if batch else [person_input_json(value)]
+        except WireError:
+            if not batch:
+                received.inc()
+            await outputs.dead_letter("invalid person input", topic, partition, offset, key, value)
+            return
+        received.inc(len(elements))
+        for element in elements:  # each input of a batch is checked and dead-lettered on its own
             try:
-                elements = split_person_input_batch(value) if batch else [person_input_json(value)]
-            except WireError:
-                if not batch:
-                    received.inc()
-                reason = "invalid person input"
-                await outputs.dead_letter(reason, msg.topic, msg.partition, msg.offset, event.key, value)
+                item, origin, item_key = checked(element, partition)
+                if not batch and item_key != key:  # a batch's key is its first input's
+                    raise _Refused("wrong key or partition")
+            except _Refused as refused:
+                original = _element_bytes(element) if batch else value
+                await outputs.dead_letter(refused.reason, topic, partition, offset, key, original)
                 continue
-            received.inc(len(elements))
-            for element in elements:  # each input of a batch is checked and dead-lettered on its own
-                try:
-                    item, origin, key = checked(element, msg.partition)
-                    if not batch and key != event.key:  # a batch's key is its first input's
-                        raise _Refused("wrong key or partition")
-                except _Refused as refused:
-                    original = _element_bytes(element) if batch else value
-                    await outputs.dead_letter(refused.reason, msg.topic, msg.partition, msg.offset, event.key, original)
-                    continue
-                await fold_one(item, origin, key, msg.partition)
+            await fold_one(item, origin, item_key, partition)
+
+    @app.task
+    async def fold_inputs() -> None:
+        await rt.catalog.ready.wait()
+        try:
+            await feed.run(fold_record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a worker that silently stopped folding would look healthy
+            app.log.exception("person fold stopped: %r", exc)
+            await app.crash(exc)
+            raise
+        finally:
+            await feed.close()
+
+    @app.on_rebalance_complete.connect
+    async def follow_assignment(sender: faust.App, **kwargs: Any) -> None:
+        """faust recovered the tables of its assignment: fold the same partitions of the inputs."""
+        control = rt.topics.control
+        await feed.follow(tp.partition for tp in app.consumer.assignment() if tp.topic == control)
+
+    @app.on_partitions_revoked.connect
+    async def release_assignment(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        """faust waited for its agents and flushed; the fold stops too before the partitions move."""
+        await feed.release()
+
+    stop_consumer = app._stop_consumer  # faust closes the tables there, before stopping app tasks
+
+    async def release_then_stop_consumer() -> None:
+        await feed.release()
+        await stop_consumer()
+
+    app._stop_consumer = release_then_stop_consumer  # type: ignore[method-assign]

@@ -153,3 +153,36 @@ async def test_due_follows_the_commit_interval_and_lag_counts_what_is_not_handed
         assert consumer.due()
     finally:
         await consumer.close()
+
+
+async def test_positions_of_a_failed_commit_are_committed_by_the_next_one(kafka_bootstrap, make_topics):
+    """Scenario: a consumer that joins no group (the fold's feed) reads 5 records of partition 0, then
+    commits while another consumer is a member of the group, which the broker refuses to a
+    non-member. Expected: nothing committed; once the member has left, the next commit, with no new
+    record handed out in between, commits 5."""
+    topics = make_topics(partitions=1)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    _produce(kafka_bootstrap, topics.person_inputs, {0: 5})
+    feed = BatchConsumer(
+        kafka_bootstrap, group, [], commit_interval_s=0.0, session_timeout_s=6.0, heartbeat_interval_s=1.0
+    )
+    member = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "session.timeout.ms": 6000})
+
+    async def flush() -> None:
+        pass
+
+    try:
+        await feed.assign([(topics.person_inputs, 0)])
+        assert len(await _read(feed, 5)) == 5
+        member.subscribe([topics.person_inputs])
+        deadline = time.monotonic() + 30
+        while not member.assignment():
+            assert time.monotonic() < deadline, "the member never joined"
+            member.poll(0.2)
+        await feed.commit(flush)
+        assert _committed(kafka_bootstrap, group, topics.person_inputs, 1) == {}
+        member.close()
+        await feed.commit(flush)
+        assert _committed(kafka_bootstrap, group, topics.person_inputs, 1) == {0: 5}
+    finally:
+        await feed.close()

@@ -40,7 +40,7 @@ def test_status_of_fresh_topics_is_empty(kafka_bootstrap, make_topics, make_sett
     status = collect_status(make_settings(topics, tmp_path))
     assert [t["partitions"] for t in status["topics"]] == [t.partitions for t in topics.specs()]
     assert all(t["messages"] == 0 for t in status["topics"])
-    assert [(w["lag"], w["members"]) for w in status["worker_groups"]] == [(0, 0), (0, 0)]
+    assert [(w["lag"], w["members"]) for w in status["worker_groups"]] == [(0, 0), (0, 0), (0, 0)]
     assert status["catalog"] == {"cohorts": 0, "deleted": 0}
     assert status["recent_flips"] == []
     assert "Membership flips: none yet" in render_status(status)
@@ -82,17 +82,22 @@ def test_status_counts_catalog_cohorts_and_shows_the_last_flips(
 
 def test_worker_group_lag_counts_from_committed_offsets(kafka_bootstrap, make_topics, make_settings, tmp_path) -> None:
     """Scenario: 10 events on partition 0 of the events topic; ingest's group committed offset 4 there.
-    Lag = 6 on events; control has 3 messages and nothing committed by faust's group, so all 3 count."""
+    Lag = 6 on events; control has 3 messages and nothing committed by faust's group, so all 3 count;
+    the fold's group committed 2 of 5 re-keyed inputs and is read by faust's group."""
     topics = make_topics(partitions=1)
     settings = make_settings(topics, tmp_path)
     _produce(kafka_bootstrap, [(topics.events, f"e{i}", {"i": i}) for i in range(10)])
     _produce(kafka_bootstrap, [(topics.control, "7:p", {"type": "tick"}) for _ in range(3)])
     _commit(kafka_bootstrap, topics.ingest_group, [TopicPartition(topics.events, 0, 4)])
     _commit(kafka_bootstrap, worker_group(settings), [TopicPartition(topics.events, 0, 9)])  # not its topic
+    _produce(kafka_bootstrap, [(topics.person_inputs, "7:p", {"i": i}) for i in range(5)])
+    _commit(kafka_bootstrap, topics.fold_group, [TopicPartition(topics.person_inputs, 0, 2)])
 
-    ingest, worker = collect_status(settings)["worker_groups"]
+    ingest, fold, worker = collect_status(settings)["worker_groups"]
 
     assert (ingest["group"], worker["group"]) == (f"{topics.prefix}cohorts-worker-ingest", worker_group(settings))
+    assert fold["group"] == f"{topics.prefix}cohorts-worker-fold"
+    assert (fold["state"], fold["lag"]) == (f"read by {worker_group(settings)}", 3)
     ingest_lag = {row["name"]: row for row in ingest["topics"]}
     lag = {row["name"]: row for row in worker["topics"]}
     assert ingest_lag[topics.events]["lag"] == 6 and ingest_lag[topics.events]["partitions_committed"] == 1
