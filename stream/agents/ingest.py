@@ -19,7 +19,6 @@ consumer of its own group (stream.batch_consumer), outside faust's per-record pa
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Final
@@ -30,6 +29,7 @@ from confluent_kafka import Message
 from cohorts.topics import person_key
 from cohorts.wire import EventInput
 from stream.catalog import TeamCatalog
+from stream.crash import run_or_crash
 from stream.posthog import Rejected, decode_distinct_id, decode_event, decode_person, forwardable
 from stream.runtime import Runtime
 from stream.time_slices import TimeSlice
@@ -155,21 +155,15 @@ def install(app: faust.App, rt: Runtime) -> None:
                 reason, message.topic(), message.partition(), message.offset(), message.key(), message.value()
             )
 
+    async def ingest_forever() -> None:
+        while True:
+            records = await consumer.batch()
+            if records:
+                await ingest(records)
+            if consumer.due():
+                await consumer.commit(app.producer.flush)
+
     @app.task
     async def ingest_inputs() -> None:
         await rt.catalog.ready.wait()
-        try:
-            while True:
-                records = await consumer.batch()
-                if records:
-                    await ingest(records)
-                if consumer.due():
-                    await consumer.commit(app.producer.flush)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a worker that silently stopped ingesting would look healthy
-            app.log.exception("ingest stopped: %r", exc)
-            await app.crash(exc)
-            raise
-        finally:
-            await consumer.close()
+        await run_or_crash(app, "ingest", ingest_forever(), consumer.close)

@@ -15,7 +15,6 @@ The feed runs the pre-commit flush (what step 4 sent) before committing the inpu
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -35,6 +34,7 @@ from cohorts.wire import (
     split_person_input_batch,
 )
 from stream import fold
+from stream.crash import run_or_crash
 from stream.metrics import LabelledChildren
 from stream.runtime import Runtime
 from stream.state.record import SOURCE_EVENTS, Origin, source_code
@@ -156,16 +156,7 @@ def install(app: faust.App, rt: Runtime) -> None:
     @app.task
     async def fold_inputs() -> None:
         await rt.catalog.ready.wait()
-        try:
-            await feed.run(fold_record)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a worker that silently stopped folding would look healthy
-            app.log.exception("person fold stopped: %r", exc)
-            await app.crash(exc)
-            raise
-        finally:
-            await feed.close()
+        await run_or_crash(app, "person fold", feed.run(fold_record), feed.close)
 
     @app.on_rebalance_complete.connect
     async def follow_assignment(sender: faust.App, **kwargs: Any) -> None:
