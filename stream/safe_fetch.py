@@ -1,4 +1,4 @@
-"""Three fixes to faust's fetching around rebalances, without which restarted workers skip inputs.
+"""Four fixes to faust's fetching around rebalances, without which restarted workers skip inputs.
 
 All were found by the SIGKILL and rebalance scenarios of tests/reliability (docs/reliability.md,
 "Defects found") and show the same way: a partition resumes past inputs nobody processed.
@@ -22,6 +22,15 @@ All were found by the SIGKILL and rebalance scenarios of tests/reliability (docs
    first commit had not happened) keeps its position, and the dropped records are never delivered.
    Here such partitions are sought to their beginning, which is where they started.
 
+4. **Never count a skipped record as processed.** A stream skips a record that reaches it while the
+   flow is suspended or that was fetched in an earlier generation, and acknowledges it "so the lag
+   does not grow" (`Stream._py_aiter`). That acknowledgement enters the offsets faust commits. During
+   a rebalance faust has forgotten the partition's committed offset, so nothing stops a commit from
+   jumping over the records before it: recalculations handed back by the control agent were
+   committed and never processed (docs/reliability.md). A skipped record is the only one a stream
+   acknowledges without tracking it first, so here such an acknowledgement records nothing; the
+   record is read again from the committed offset.
+
 `safe_fetching(app)` must be called before the worker starts; it wraps whatever consumer class the
 app uses (stream.read_committed).
 """
@@ -34,7 +43,13 @@ from typing import Any
 import faust
 from faust.transport.consumer import ensure_TPset
 
-__all__ = ["safe_fetching"]
+__all__ = ["safe_fetching", "skipped"]
+
+
+def skipped(message: Any) -> bool:
+    """Whether a stream acknowledges `message` without having processed it (fix 4): streams track
+    every record they hand to an agent before it is processed, and skip the others untracked."""
+    return not message.tracked
 
 
 def safe_fetching(app: faust.App) -> None:
@@ -78,6 +93,11 @@ def safe_fetching(app: faust.App) -> None:
             if never:
                 await self._thread.seek_to_beginning(*never)
             return committed
+
+        def ack(self, message: Any) -> bool:
+            if skipped(message):
+                return False
+            return super().ack(message)
 
         async def _getmany(self, active_partitions: set[Any] | None, timeout: float) -> Any:
             if active_partitions is not None:

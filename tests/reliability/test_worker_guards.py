@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 
 from cohorts.wire import ControlMessage, DeadLetter, PersonInput, WireError
 from stream.agents.control import check_fields
@@ -229,6 +230,7 @@ class _Consumer:
     def __init__(self) -> None:
         self.active: set[TP] = set()
         self.asked: list[Any] = []
+        self.acked: list[int] = []
 
     def _is_changelog_tp(self, tp: TP) -> bool:
         return tp.topic.endswith("-changelog")
@@ -256,6 +258,10 @@ class _Consumer:
     async def _getmany(self, active_partitions: Any, timeout: float) -> dict[TP, list[int]]:
         self.asked.append(active_partitions)
         return {tp: [1] for tp in active_partitions or ()}
+
+    def ack(self, message: Any) -> bool:
+        self.acked.append(message.offset)
+        return True
 
 
 def _safe_consumer() -> Any:
@@ -323,3 +329,17 @@ def test_partitions_without_a_commit_are_read_again_from_their_beginning_after_a
     committed = asyncio.run(app.transport.Consumer().seek_to_committed())
     assert committed[TP("control", 1)] == 87
     assert rewound == [TP("catalog", 0), TP("control", 0)]
+
+
+def test_a_record_a_stream_skipped_is_not_counted_as_processed():
+    """Scenario: during a rebalance a stream skipped recalculations (suspended flow, or fetched in the
+    previous generation) and acknowledged them untracked; faust, which had forgotten the committed
+    offset, committed past them and they were never processed. Expected: the acknowledgement of an
+    untracked record records nothing; a tracked (processed) record's still counts."""
+    consumer = _safe_consumer()
+    processed = ConsumerMessage("control", 0, 116, 0.0, 0, None, b"k", b"v", None, tp=TP("control", 0))
+    skipped_one = ConsumerMessage("control", 0, 117, 0.0, 0, None, b"k", b"v", None, tp=TP("control", 0))
+    processed.tracked = True  # what Stream._py_aiter does before handing a record to the agent
+    assert consumer.ack(skipped_one) is False
+    assert consumer.ack(processed) is True
+    assert consumer.acked == [116]
