@@ -76,13 +76,31 @@ def _collect(settings: Settings, flips: int, timeout_s: float) -> dict[str, Any]
 def _worker_groups(
     admin: AdminClient, topics: Topics, spans: dict[tuple[str, int], Range], timeout_s: float
 ) -> list[dict[str, Any]]:
-    """Each worker group's lag; a group that only keeps positions shows the members of the group it follows."""
-    groups = {
-        group: _group_lag(admin, group, inputs, spans, timeout_s) for group, inputs in topics.worker_groups().items()
+    """Each worker group's lag; a group that only keeps positions shows the members of the group it follows
+    (it has none of its own to describe)."""
+    followed = topics.followed_groups()
+    described = {
+        group: _described(admin, group, timeout_s) for group in topics.worker_groups() if group not in followed
     }
-    for group, followed in topics.followed_groups().items():
-        groups[group] |= {"state": f"read by {followed}", "members": groups[followed]["members"]}
-    return list(groups.values())
+    groups = []
+    for group, inputs in topics.worker_groups().items():
+        if group in followed:
+            state, members = f"read by {followed[group]}", described[followed[group]][1]
+        else:
+            state, members = described[group]
+        groups.append(
+            {"group": group, "state": state, "members": members, **_group_lag(admin, group, inputs, spans, timeout_s)}
+        )
+    return groups
+
+
+def _described(admin: AdminClient, group: str, timeout_s: float) -> tuple[str, int]:
+    """A consumer group's state and member count."""
+    description = settled(
+        lambda: admin.describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout=timeout_s),
+        timeout_s,
+    )
+    return description.state.name.lower(), len(description.members)
 
 
 def _span_total(spans: dict[tuple[str, int], Range], topic: str) -> int:
@@ -94,10 +112,6 @@ def _group_lag(
     admin: AdminClient, group: str, inputs: list[str], spans: dict[tuple[str, int], Range], timeout_s: float
 ) -> dict[str, Any]:
     """Committed offsets against high watermarks; a partition with nothing committed lags by all it holds."""
-    description = settled(
-        lambda: admin.describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout=timeout_s),
-        timeout_s,
-    )
     consumed = sorted((tp for tp in spans if tp[0] in inputs), key=lambda tp: (inputs.index(tp[0]), tp[1]))
     committed: dict[tuple[str, int], int] = {}
     if consumed:
@@ -120,9 +134,6 @@ def _group_lag(
             row["partitions_committed"] += 1
         row["lag"] += max(0, end - max(committed.get(tp, start), start))
     return {
-        "group": group,
-        "state": description.state.name.lower(),
-        "members": len(description.members),
         "lag": sum(row["lag"] for row in by_topic.values()),
         "topics": list(by_topic.values()),
     }

@@ -9,7 +9,12 @@ All were found by the SIGKILL and rebalance scenarios of tests/reliability (docs
    of that batch arrives, its first record lies beyond the offset just sought to, faust files the
    offsets in between as a "gap" (counted as processed, meant for compacted topics), and drops the
    re-fetched records of that range as already read. Here the input partitions of an assignment stay
-   out of the fetch until `perform_seek` has run and the flow resumes.
+   out of the fetch until the recovery's `perform_seek` has run and the flow resumes. Only a seek
+   made while the consumer's flow runs counts: faust's fetch loop also seeks when a fetch returns
+   while the flow is stopped for a rebalance (`Consumer.getmany`), and that seek can land after
+   the assignment and before the table recovery. Counted, it released the input partitions at the
+   recovery's first `resume_flow`, while the changelog was still being restored: the control agent
+   wrote static adds that the restore then overwrote (scenario 2, docs/reliability.md).
 
 2. **Fetch exactly the partitions asked for.** faust passes its live set of active partitions to
    the consumer thread, which may change it meanwhile, and aiokafka reads an empty set as "every
@@ -76,8 +81,10 @@ def safe_fetching(app: faust.App) -> None:
             super().resume_partitions(ensure_TPset(tps) - self._unsought)
 
         async def perform_seek(self) -> None:
+            counts = self.flow_active  # stopped: the fetch loop's own seek during a rebalance
             await super().perform_seek()
-            self._sought = True
+            if counts:
+                self._sought = True
 
         def resume_flow(self) -> None:
             """Release the held partitions with the flow: records fetched while faust's flow control

@@ -96,8 +96,11 @@ class _Calculation:
 
 def _rebalancing(app: faust.App, step: Step) -> bool:
     """Whether a rebalance is under way or happened since the step's messages were fetched: what
-    faust's own stream checks before handing a message on (flow stopped, or an older generation)."""
-    if not app.flow_control.is_active():
+    faust's own stream checks before handing a message on (flow stopped, or an older generation).
+    A table recovery counts too: faust resumes the flow while it restores the changelog, and a
+    record written then is overwritten by the restore (stream.safe_fetch fix 1 keeps control
+    messages from arriving then; this keeps them from being taken if one does)."""
+    if not app.flow_control.is_active() or app.in_recovery:
         return True
     generation = app.consumer_generation_id
     return any(r.event.message.generation_id != generation for r in step.received)

@@ -146,7 +146,8 @@ def install(app: faust.App, rt: Runtime) -> None:
             reason = handlers[message.topic()](message)
             if reason is not None:
                 refused.append((reason, message))
-            await turn.maybe_yield()  # the person fold runs on this loop too (stream.time_slices)
+            if turn.over():  # the person fold runs on this loop too (stream.time_slices)
+                await turn.maybe_yield()
         for topic, count in counts.items():
             received[topic].inc(count)
         forwarded_inputs.inc(batches.added - before)

@@ -39,7 +39,7 @@ from stream.metrics import LabelledChildren
 from stream.runtime import Runtime
 from stream.state.record import SOURCE_EVENTS, Origin, source_code
 
-__all__ = ["check_backfill", "install"]
+__all__ = ["check_backfill", "install", "release_before_tables_close"]
 
 Input = EventInput | PersonInput | BackfillInput
 
@@ -169,7 +169,16 @@ def install(app: faust.App, rt: Runtime) -> None:
         """faust waited for its agents and flushed; the fold stops too before the partitions move."""
         await feed.release()
 
-    stop_consumer = app._stop_consumer  # faust closes the tables there, before stopping app tasks
+    release_before_tables_close(app, feed)
+
+
+def release_before_tables_close(app: faust.App, feed: Any) -> None:
+    """Release the feed when the worker stops, before faust closes the tables' databases.
+
+    faust-streaming 0.15.3 closes them in `App._stop_consumer`, before it stops the app's tasks,
+    so the fold task would still write to closed databases; the feed is released first
+    (pinned by tests/unit/stream/test_fold_stop.py)."""
+    stop_consumer = app._stop_consumer
 
     async def release_then_stop_consumer() -> None:
         await feed.release()

@@ -231,6 +231,7 @@ class _Consumer:
         self.active: set[TP] = set()
         self.asked: list[Any] = []
         self.acked: list[int] = []
+        self.flow_active = True
 
     def _is_changelog_tp(self, tp: TP) -> bool:
         return tp.topic.endswith("-changelog")
@@ -249,8 +250,11 @@ class _Consumer:
     async def perform_seek(self) -> None:
         return None
 
+    def stop_flow(self) -> None:
+        self.flow_active = False
+
     def resume_flow(self) -> None:
-        return None
+        self.flow_active = True
 
     async def seek_to_committed(self) -> dict[TP, int | None]:
         return {}
@@ -290,6 +294,32 @@ def test_an_assigned_input_partition_is_fetched_only_after_the_seek_to_its_commi
     assigned, resumed, sought, flowing = asyncio.run(scenario())
     assert assigned == resumed == sought == {changelog}
     assert flowing == {events, changelog}
+
+
+def test_the_fetch_loops_own_seek_during_a_rebalance_does_not_release_the_input_partitions():
+    """Scenario 2: a fetch returned while the flow was stopped for a rebalance, after the new
+    assignment; faust's fetch loop then seeks (`Consumer.getmany`). Counted as the seek, it let the
+    recovery's first `resume_flow` release the control partitions while the changelog was being
+    restored, and the restore overwrote the static adds taken then. Expected: the input partitions
+    wait for the recovery's own seek, made once its flow runs again."""
+    control, changelog = TP("control", 3), TP("persons-changelog", 3)
+
+    async def scenario() -> list[set[TP]]:
+        consumer = _safe_consumer()
+        consumer.stop_flow()  # faust's on_partitions_revoked
+        await consumer.on_partitions_assigned({control, changelog})
+        await consumer.perform_seek()  # the fetch loop, flow stopped
+        consumer.resume_partitions({changelog})
+        consumer.resume_flow()  # the recovery starts reading the changelog
+        seen = [set(consumer.active)]
+        await consumer.perform_seek()  # the recovery is done: seek the inputs
+        consumer.resume_flow()
+        seen.append(set(consumer.active))
+        return seen
+
+    restoring, recovered = asyncio.run(scenario())
+    assert restoring == {changelog}
+    assert recovered == {control, changelog}
 
 
 def test_the_fetch_gets_a_copy_of_the_active_partitions_and_none_when_there_are_none():

@@ -83,10 +83,11 @@ def test_the_commit_stops_before_the_first_offset_never_acknowledged():
     assert Consumer._new_offset(consumer, tp) == 12  # type: ignore[arg-type]
 
 
-def _app(active: bool, generation: int) -> SimpleNamespace:
+def _app(active: bool, generation: int, in_recovery: bool = False) -> SimpleNamespace:
     return SimpleNamespace(
         flow_control=SimpleNamespace(is_active=lambda: active),
         consumer_generation_id=generation,
+        in_recovery=in_recovery,
     )
 
 
@@ -97,10 +98,12 @@ def _step(*generations: int) -> Step:
 
 
 def test_a_step_is_held_back_while_the_flow_is_stopped_or_when_fetched_in_an_earlier_generation():
-    """The conditions under which faust's own stream would no longer hand a message on."""
+    """The conditions under which faust's own stream would no longer hand a message on, and a table
+    recovery, during which faust's flow runs but a write would be overwritten by the restore."""
     assert not _rebalancing(_app(True, 3), _step(3, 3))  # type: ignore[arg-type]
     assert _rebalancing(_app(False, 3), _step(3))  # type: ignore[arg-type]
     assert _rebalancing(_app(True, 4), _step(4, 3))  # type: ignore[arg-type]
+    assert _rebalancing(_app(True, 3, in_recovery=True), _step(3))  # type: ignore[arg-type]
 
 
 def test_a_rebalance_forgets_offsets_acknowledged_but_not_yet_committed():

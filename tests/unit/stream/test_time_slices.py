@@ -58,3 +58,16 @@ async def test_restart_gives_a_fresh_budget(monkeypatch: pytest.MonkeyPatch) -> 
     await turn.maybe_yield()
     assert yielded == []  # no yield: the fresh budget is not spent
     await task
+
+
+def test_over_says_whether_the_budget_is_spent_without_yielding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot loops' plain check: false up to the budget's end, true from it on, until a restart."""
+    clock = _Clock()
+    monkeypatch.setattr(time_slices.time, "perf_counter", clock)
+    turn = TimeSlice(0.02)
+    clock.now += 0.0195
+    assert not turn.over()
+    clock.now += 0.001
+    assert turn.over()
+    turn.restart()
+    assert not turn.over()
