@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 #: The instant the data set ends at (2025-06-01T00:00:00Z): fixed, so the bytes never depend on
-#: when the benchmark runs. The worker is given this instant as its clock (`--clock-file`).
+#: when the benchmark runs. The worker is given this instant as its clock (`--now-us`).
 DEFAULT_BASE_US = 1_748_736_000_000_000
 
 #: Events are spread evenly (in order, with the generator's few seconds of jitter) over this span

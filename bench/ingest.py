@@ -4,10 +4,10 @@ Owns: the benchmark's cohort set (`benchmark_cohorts`, 100 active cohorts of eve
 the demo population's properties and events), publishing it to `cohort_catalog`, running one worker
 as a subprocess against a preloaded data set, and reading its progress from the broker only:
 
-1. Publish the catalog, write the worker's clock file (`--clock-file`, now = the data set's
-   `base_us`, so windows and flips do not depend on when the benchmark runs), start the worker.
-2. Poll the committed offsets of the worker's two consumer groups (`Topics.worker_groups`: ingest's
-   and the faust app's) until the events topic, and every other input topic they commit on, is
+1. Publish the catalog, start the worker on a fixed clock (`--now-us`, now = the data set's
+   `base_us`, so windows and flips do not depend on when the benchmark runs).
+2. Poll the committed offsets of the worker's consumer groups (`Topics.worker_groups`: ingest's,
+   the fold's and the faust app's) until the events topic, and every other input topic they commit on, is
    consumed to its end, and neither `cohort_membership_changed` nor
    `cohort_person_inputs` has grown for `quiet_s`.
 3. Start = the first message ingest wrote to `cohort_person_inputs` (its CreateTime: the worker had
@@ -288,8 +288,6 @@ def measure_worker(
         raise PhaseError("a worker already ran on this data set (its group has offsets or flips exist); preload anew")
     publish_catalog(dataset, records)
     work_dir.mkdir(parents=True, exist_ok=True)
-    clock_file = work_dir / "clock_us"
-    clock_file.write_text(str(dataset.base_us))
     processes: list[subprocess.Popen[bytes]] = []
     ports: list[int] = []
     for index in range(workers):
@@ -303,7 +301,7 @@ def measure_worker(
             "F_LOOP": loop,
         }
         log_path = work_dir / ("worker.log" if workers == 1 else f"worker-{index}.log")
-        processes.append(spawn(["-m", "stream", "--clock-file", str(clock_file)], env=env, log_path=log_path))
+        processes.append(spawn(["-m", "stream", "--now-us", str(dataset.base_us)], env=env, log_path=log_path))
     started = time.monotonic()
     samples: list[tuple[float, float]] = []
     peak_rss = [0] * workers

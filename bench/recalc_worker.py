@@ -5,7 +5,7 @@ every partition's `finished` calculation report.
 
 `bench.recalc` measures the recalculation loop in one process (no Kafka, no faust); this runs the
 system as deployed: one worker (`python -m stream`, clock fixed at the data set's end by
-`--clock-file`) folds a preloaded data set (`bench.preload`: `--persons` person records, then
+`--now-us`) folds a preloaded data set (`bench.preload`: `--persons` person records, then
 `--events` events) with the 100 benchmark cohorts active (`bench.ingest.measure_worker`, which also
 reports its ingest rate, peak RSS and RocksDB bytes). Then, with the worker idle, each cohort of
 `bench.recalc.NEW_COHORTS` is written to `cohort_catalog` in turn (ids 1001..), and the time runs

@@ -1,8 +1,8 @@
 """`python -m stream`: run one worker in the foreground, configured by `COHORTS_*` variables.
 
 Test-oriented options: `--clock-file PATH` injects a clock (the worker's now is the integer,
-epoch µs, in that file, re-read on every call, so a test moves time by rewriting it), and the
-timeouts below shorten group joins and rebalances.
+epoch µs, in that file, re-read on every call, so a test moves time by rewriting it), `--now-us N`
+fixes the worker's now (benchmarks), and the timeouts below shorten group joins and rebalances.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cohorts.settings import Settings
 from stream.app import run_worker
-from stream.clock import file_clock
+from stream.clock import file_clock, fixed_clock
 from stream.runtime import WorkerTuning
 from stream.topology import TopicMismatchError
 
@@ -21,7 +21,9 @@ from stream.topology import TopicMismatchError
 def main(argv: list[str] | None = None) -> None:
     defaults = WorkerTuning()
     parser = argparse.ArgumentParser(prog="python -m stream", description="Run one cohorts worker.")
-    parser.add_argument("--clock-file", type=Path, default=None, help="tests: read now (epoch µs) from this file")
+    clocks = parser.add_mutually_exclusive_group()
+    clocks.add_argument("--clock-file", type=Path, default=None, help="tests: read now (epoch µs) from this file")
+    clocks.add_argument("--now-us", type=int, default=None, help="benchmarks: now is this instant (epoch µs), always")
     parser.add_argument("--tick-interval", type=float, default=defaults.tick_interval_s, help="seconds")
     parser.add_argument("--session-timeout", type=float, default=defaults.session_timeout_s, help="seconds")
     parser.add_argument("--heartbeat-interval", type=float, default=defaults.heartbeat_interval_s, help="seconds")
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         commit_interval_s=args.commit_interval,
     )
     clock = file_clock(args.clock_file) if args.clock_file else None
+    if args.now_us is not None:
+        clock = fixed_clock(args.now_us)
     try:
         run_worker(Settings(), clock=clock, tick_interval_s=args.tick_interval, tuning=tuning, loglevel=args.loglevel)
     except TopicMismatchError as exc:

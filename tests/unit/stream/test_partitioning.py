@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from cohorts.topics import partition_for, person_key
+from cohorts.topics import murmur2, partition_for, person_key
 from stream.partitioner import KeyPartitioner
 
 
@@ -37,3 +37,14 @@ def test_the_worker_partitioner_sends_keyless_messages_to_an_available_partition
     worker = KeyPartitioner()
     assert {worker(None, [0, 1, 2], [2]) for _ in range(20)} == {2}
     assert worker(None, [0, 1, 2], []) in {0, 1, 2}
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 3, 7, 16, 64, 1000])
+def test_partition_for_answers_as_the_java_formula_over_murmur2_for_every_key_length(partitions: int):
+    """`partition_for` asks librdkafka's murmur2 when confluent-kafka exposes it; the Python `murmur2`
+    (Java's `Utils.murmur2`) is the reference, for empty keys, every tail length and non-ASCII bytes."""
+    keys = [b"", b"a", b"ab", b"abc", b"abcd", b"abcde"] + [
+        person_key(n % 11, f"p-{n}-ü" * (n % 9)).encode() for n in range(2_000)
+    ]
+    for key in keys:
+        assert partition_for(key, partitions) == (murmur2(key) & 0x7FFFFFFF) % partitions
