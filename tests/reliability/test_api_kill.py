@@ -51,6 +51,13 @@ def _observe(client: ApiHttp, ids: list[int]) -> dict[str, Any]:
     return {"listed": listed, "rows": rows, "members": members, "activity": activity, "entries": entries}
 
 
+#: The name of the test's own probes for writability after the first restart. An attempt answered
+#: 503 (the api could not see its write within its wait while the killed api's transaction held the
+#: catalog back) is applied all the same and shows up later as another such cohort, with an id the
+#: test never learned: these are the test's, not writes nobody made.
+_WRITABLE = "writable"
+
+
 def _verify(client: ApiHttp, writers: list[Writer], known: set[int]) -> tuple[dict[str, Any], int]:
     """Every writer's acknowledged state is there; nothing unknown is listed. Returns the observation
     and how many unknown requests turned out applied."""
@@ -59,7 +66,7 @@ def _verify(client: ApiHttp, writers: list[Writer], known: set[int]) -> tuple[di
     applied = sum(w.check(seen["rows"], seen["members"], seen["activity"]) for w in writers)
     pending_names = {w.pending.name for w in writers if w.pending is not None and w.pending.name}
     for cohort_id, row in seen["listed"].items():
-        if cohort_id in known or cohort_id in ids:
+        if cohort_id in known or cohort_id in ids or row["name"] == _WRITABLE:
             continue
         assert row["name"] in pending_names, f"cohort {cohort_id} ({row['name']}) was never created by a writer"
         applied += 1
@@ -123,7 +130,7 @@ def test_every_acknowledged_write_survives_sigkill_and_a_wiped_data_dir(
         # acknowledged again before the next burst, so the burst measures durability, not that stall.
         ready = eventually(
             lambda: (
-                (r := client.call("POST", "cohorts/", json={"name": "writable", "is_static": True})).status == 201 and r
+                (r := client.call("POST", "cohorts/", json={"name": _WRITABLE, "is_static": True})).status == 201 and r
             ),
             90,
         )
