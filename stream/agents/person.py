@@ -35,6 +35,7 @@ from cohorts.wire import (
 )
 from stream import fold
 from stream.crash import run_or_crash
+from stream.fold_feed import FoldFeed
 from stream.metrics import LabelledChildren
 from stream.runtime import Runtime
 from stream.state.record import SOURCE_EVENTS, Origin, source_code
@@ -172,7 +173,7 @@ def install(app: faust.App, rt: Runtime) -> None:
     release_before_tables_close(app, feed)
 
 
-def release_before_tables_close(app: faust.App, feed: Any) -> None:
+def release_before_tables_close(app: faust.App, feed: FoldFeed) -> None:
     """Release the feed when the worker stops, before faust closes the tables' databases.
 
     faust-streaming 0.15.3 closes them in `App._stop_consumer`, before it stops the app's tasks,
