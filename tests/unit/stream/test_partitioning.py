@@ -21,11 +21,10 @@ def test_aiokafka_default_partitioner_agrees_with_partition_for(partitions: int)
 
 
 @pytest.mark.parametrize("partitions", [1, 3, 16, 64])
-def test_the_worker_partitioner_agrees_with_aiokafka_and_remembers_within_its_size(partitions: int):
-    """Scenario: the worker's producer partitioner answers as aiokafka's default one, asked twice per
-    key and with a map small enough to be emptied several times on the way."""
+def test_the_worker_partitioner_agrees_with_aiokafka(partitions: int):
+    """Scenario: the worker's producer partitioner and its key check answer as aiokafka's default one."""
     chooser = DefaultPartitioner()
-    worker = KeyPartitioner(size=50)
+    worker = KeyPartitioner()
     everyone = list(range(partitions))
     for n in range(300):
         key = person_key(n % 5, f"p-{n}").encode()
