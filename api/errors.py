@@ -10,7 +10,8 @@ Exception tree:
      └── ApiError(status, type, code, detail, attr)
 
 `kafka_errors()` maps the publisher's failures (`api.publisher.PublishError` and its subclasses)
-to their responses: 503 `kafka_unavailable`, 503 `not_applied_yet`, 409 `conflict`.
+to their responses: 503 `kafka_unavailable`, 503 `not_applied_yet`, 503 `outcome_unknown`,
+409 `conflict`.
 
 Never: leak a traceback or internal text in a response body.
 """
@@ -27,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.publisher import NotApplied, PublishError, WriteConflict
+from api.publisher import NotApplied, OutcomeUnknown, PublishError, WriteConflict
 
 __all__ = [
     "ApiError",
@@ -126,6 +127,16 @@ def not_applied_yet() -> ApiError:
     )
 
 
+def outcome_unknown() -> ApiError:
+    """A commit failed and Kafka could not be asked whether it had taken it."""
+    return ApiError(
+        503,
+        "server_error",
+        "outcome_unknown",
+        "Kafka did not say whether the change was saved. Read it again before repeating the change.",
+    )
+
+
 def write_conflict() -> ApiError:
     return ApiError(
         409,
@@ -144,6 +155,8 @@ def kafka_errors() -> Iterator[None]:
         raise write_conflict() from exc
     except NotApplied as exc:
         raise not_applied_yet() from exc
+    except OutcomeUnknown as exc:
+        raise outcome_unknown() from exc
     except PublishError as exc:
         raise kafka_unavailable() from exc
 

@@ -17,7 +17,11 @@ Order of one `write(build, cohort_id=...)`, under the publisher's lock:
    produced). `reserve()` produces an id reservation inside the transaction (design §2: the id is
    the reservation's catalog offset + 1; offsets of one partition are unique, so ids are unique
    across api processes without a coordinator), then its tombstone, so compaction drops it.
-4. Produce the changes and commit the transaction.
+4. Produce the changes and commit the transaction. A commit that fails after every record was
+   acknowledged, with any error but one that requires an abort, may or may not have been taken
+   by the coordinator. It is settled first: its transaction is ended (by the fence that failed
+   it, or by initialising the owner's producer again), and a read-committed fetch of its first
+   record tells which way it ended. Committed: go on to 5; aborted: run 1-5 again.
 5. Wait until the feeder applied every produced offset, then return.
 
 Concurrent writes to one cohort through two processes (design §2): the catalog topic's order is
@@ -46,6 +50,7 @@ Exception tree:
     RuntimeError
      └── PublishError          Kafka did not take the change (nothing was written): 503
           ├── NotApplied       written, but this process did not apply it in time: 503
+          ├── OutcomeUnknown   a failed commit Kafka could not be asked about: 503
           └── WriteConflict    fenced by other writers of the cohort on every attempt: 409
 
 Never: answer a request before its records are committed and applied; produce a catalog record
@@ -103,6 +108,11 @@ class NotApplied(PublishError):
     """The change is in Kafka, but this process's views did not apply it in time."""
 
 
+class OutcomeUnknown(PublishError):
+    """A commit failed in a way that left its outcome open, and Kafka could not be asked which
+    way it ended: the change may or may not be in Kafka."""
+
+
 class WriteConflict(PublishError):
     """Other processes kept writing the same cohort; this write never got to commit."""
 
@@ -154,6 +164,18 @@ class _Fenced(Exception):
     """Another process initialised this cohort's producer: run the write again."""
 
 
+class _Unsettled(Exception):
+    """`commit_transaction` failed in a way that does not say whether Kafka committed: the
+    coordinator may have taken the commit before the error (a lost answer, a retry that met a
+    fence), or refused it (Kafka 4.1.1 answers UNKNOWN_SERVER_ERROR to a commit that races an
+    epoch fence, then aborts). `delivered` is what the transaction produced."""
+
+    def __init__(self, delivered: list[tuple[str, int, int]], error: Any) -> None:
+        super().__init__(str(error))
+        self.delivered = delivered
+        self.error = error
+
+
 class _FencingIsExpected(logging.Filter):
     """librdkafka reports being fenced as a fatal error; here it is the normal end of a cohort
     producer that another process took over (see the module docstring), so it is logged at INFO."""
@@ -179,6 +201,7 @@ class _Transaction:
         self.producer = producer
         self.timeout_s = timeout_s
         self.begun = False
+        self.produced = 0
         self.delivered: list[tuple[str, int, int]] = []
         self.errors: list[Any] = []
 
@@ -198,6 +221,7 @@ class _Transaction:
         while True:
             try:
                 self.producer.produce(topic, **kwargs)
+                self.produced += 1
                 return
             except BufferError:
                 self.producer.poll(0.01)
@@ -344,8 +368,8 @@ class KafkaPublisher:
             self._owners.pop(cohort_id, None)
 
     # Waiting -------------------------------------------------------------------------------------
-    def _committed_end(self, topic: str) -> int:
-        from confluent_kafka import Consumer, KafkaException, TopicPartition
+    def _probe_consumer(self) -> Any:
+        from confluent_kafka import Consumer
 
         if self._probe is None:
             self._probe = Consumer(
@@ -358,12 +382,18 @@ class KafkaPublisher:
                     "logger": self._kafka_log,
                 }
             )
+        return self._probe
+
+    def _committed_end(self, topic: str, partition: int = 0) -> int:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        probe = self._probe_consumer()
         deadline = time.monotonic() + self._timeout_s
         while True:
             remaining = deadline - time.monotonic()
             try:
-                _, end = self._probe.get_watermark_offsets(
-                    TopicPartition(topic, 0), timeout=max(0.1, remaining), cached=False
+                _, end = probe.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=max(0.1, remaining), cached=False
                 )
                 return end
             except KafkaException as exc:
@@ -399,19 +429,66 @@ class KafkaPublisher:
                     delivered = self._transact(producer, build, cohort_id)
                 except _Fenced:
                     self._drop(cohort_id)
-                    if self._metrics is not None:
-                        self._metrics.write_retries.inc()
-                    log.info("write to cohort %s fenced by another api process (attempt %d)", cohort_id, attempt + 1)
+                    self._count_retry("fenced by another api process", cohort_id, attempt)
                     continue
+                except _Unsettled as unsettled:
+                    if not self._settled_as_committed(cohort_id, unsettled):
+                        self._count_retry(f"not committed ({unsettled.error})", cohort_id, attempt)
+                        continue
+                    delivered = unsettled.delivered
                 self._await(delivered)
                 return
             raise WriteConflict(f"cohort {cohort_id} kept changing under this write")
+
+    def _count_retry(self, why: str, cohort_id: int | None, attempt: int) -> None:
+        if self._metrics is not None:
+            self._metrics.write_retries.inc()
+        log.info("write to cohort %s %s (attempt %d)", cohort_id, why, attempt + 1)
+
+    def _settled_as_committed(self, cohort_id: int | None, unsettled: _Unsettled) -> bool:
+        """Decide an unsettled commit. Its transaction must end first: the InitProducerId that
+        fenced a producer ends it (the coordinator commits one it had prepared and aborts the
+        rest); a producer that was not fenced is fenced here by initialising the owner's
+        producer again. Then the transaction's first record is either visible to read-committed
+        readers or skipped by them."""
+        topic, partition, offset = unsettled.delivered[0]
+        try:
+            if unsettled.error.code() not in _FENCED_CODES:
+                self._producer_for(cohort_id)
+            return self._committed_at(topic, partition, offset)
+        except PublishError as exc:
+            raise OutcomeUnknown(f"commit failed ({unsettled.error}), then {exc}") from exc
+
+    def _committed_at(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether the record at `offset` was committed, once its transaction has ended (the
+        committed end is past it): a read-committed fetch from there returns it, or moves its
+        position past it without returning it (aborted)."""
+        from confluent_kafka import TopicPartition
+
+        deadline = time.monotonic() + self._timeout_s
+        while self._committed_end(topic, partition) <= offset:
+            if time.monotonic() > deadline:
+                raise PublishError(f"Kafka did not end the transaction at {topic}[{partition}]@{offset} in time")
+            time.sleep(0.05)
+        probe = self._probe_consumer()
+        probe.assign([TopicPartition(topic, partition, offset)])
+        try:
+            while time.monotonic() < deadline:
+                message = probe.poll(0.1)
+                if message is not None and message.error() is None:
+                    return message.offset() == offset
+                if probe.position([TopicPartition(topic, partition)])[0].offset > offset:
+                    return False
+            raise PublishError(f"Kafka did not return {topic}[{partition}]@{offset} in time")
+        finally:
+            probe.unassign()
 
     def _transact(self, producer: Any, build: Build, cohort_id: int | None) -> list[tuple[str, int, int]]:
         from confluent_kafka import KafkaException
 
         txn = _Transaction(producer, self._timeout_s)
         topics = self._topics
+        committing = False
 
         def reserve() -> int:
             reservation = f"{RESERVE_PREFIX}{uuid.uuid4()}".encode()
@@ -432,13 +509,24 @@ class KafkaPublisher:
                 txn.produce(topics.control, key, env.message.to_bytes(), partition=env.partition)
             for item in changes.log:
                 txn.produce(topics.api_log, item.key, item.to_bytes(), partition=0)
+            committing = True
             producer.commit_transaction(self._timeout_s)
         except KafkaException as exc:
             error = exc.args[0]
-            self._abandon(txn, cohort_id, fatal=error.fatal())
-            if error.code() in _FENCED_CODES:
+            # commit_transaction delivers every record (and runs their delivery callbacks)
+            # before it asks the coordinator to commit: only then can the commit have been taken.
+            if committing and not error.txn_requires_abort() and txn.delivered and len(txn.delivered) == txn.produced:
+                self._drop(cohort_id)
+                raise _Unsettled(txn.delivered, error) from exc
+            # A producer fenced while producing may report only `_FATAL`; its abort tells.
+            fenced_on_abort = self._abandon(txn, cohort_id, fatal=error.fatal())
+            if fenced_on_abort or error.code() in _FENCED_CODES:
                 raise _Fenced from exc
             raise PublishError(f"Kafka did not commit the change: {error}") from exc
+        except PublishError as exc:
+            if self._abandon(txn, cohort_id, fatal=False):
+                raise _Fenced from exc
+            raise
         except BaseException:
             self._abandon(txn, cohort_id, fatal=False)
             raise
@@ -446,20 +534,24 @@ class KafkaPublisher:
             raise PublishError(f"Kafka refused a record: {txn.errors[0]}")
         return txn.delivered
 
-    def _abandon(self, txn: _Transaction, cohort_id: int | None, *, fatal: bool) -> None:
-        """Abort an open transaction; a producer that cannot abort (fenced, fatal) is dropped."""
+    def _abandon(self, txn: _Transaction, cohort_id: int | None, *, fatal: bool) -> bool:
+        """Abort an open transaction; a producer that cannot abort (fenced, fatal) is dropped.
+        True if the abort found the producer fenced by another process."""
         from confluent_kafka import KafkaException
 
         if fatal:
             self._drop(cohort_id)
-            return
+            return False
         if not txn.begun:
-            return
+            return False
         try:
             txn.producer.abort_transaction(self._timeout_s)
         except KafkaException as exc:
-            log.warning("could not abort a transaction (%s); the producer is replaced", exc.args[0])
             self._drop(cohort_id)
+            if exc.args[0].code() in _FENCED_CODES:
+                return True
+            log.warning("could not abort a transaction (%s); the producer is replaced", exc.args[0])
+        return False
 
     def log(self, record: ApiLogRecord, *, timeout_s: float | None = None, wait: bool = True) -> None:
         """Produce one api-log record outside any transaction; wait for it to be applied (each

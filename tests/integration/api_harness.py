@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.admin import create_key, create_project
 from api.auth_db import auth_path, stamp_path
@@ -148,6 +149,14 @@ def read_topic(bootstrap: str, topic: str, partitions: int, *, expect: int, time
     finally:
         consumer.close()
     return messages
+
+
+def write_retries(api: Running) -> float:
+    """The api's `cohorts_api_write_retries` counter: writes it ran again."""
+    for family in text_string_to_metric_families(api.client.get("/metrics").text):
+        if family.name == "cohorts_api_write_retries":
+            return sum(sample.value for sample in family.samples)
+    raise AssertionError("no cohorts_api_write_retries metric")
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from cohorts.settings import Settings
 from cohorts.topics import Topics
@@ -30,6 +29,7 @@ from tests.integration.api_harness import (
     read_topic,
     running_api,
     share_auth,
+    write_retries,
 )
 
 pytestmark = pytest.mark.kafka
@@ -170,13 +170,6 @@ def test_concurrent_patches_of_one_cohort_are_serialised_with_increasing_version
         assert final_a == final_b
         updates = a.ok("GET", f"{path}activity/?limit=100")["results"]
         assert len([e for e in updates if e["activity"] == "updated"]) == applied
-
-
-def write_retries(api: Running) -> float:
-    for family in text_string_to_metric_families(api.client.get("/metrics").text):
-        if family.name == "cohorts_api_write_retries":
-            return sum(sample.value for sample in family.samples)
-    raise AssertionError("no cohorts_api_write_retries metric")
 
 
 def test_alternating_patches_fence_the_other_process_and_apply_to_the_latest_row(pair) -> None:

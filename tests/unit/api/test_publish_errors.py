@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.publisher import NotApplied, PublishError, WriteConflict
+from api.publisher import NotApplied, OutcomeUnknown, PublishError, WriteConflict
 from tests.unit.api.conftest import Api
 
 
@@ -20,6 +20,7 @@ def failing(error: PublishError):
     [
         (PublishError("down"), 503, "kafka_unavailable"),
         (NotApplied("slow"), 503, "not_applied_yet"),
+        (OutcomeUnknown("unsure"), 503, "outcome_unknown"),
         (WriteConflict("busy"), 409, "conflict"),
     ],
 )
