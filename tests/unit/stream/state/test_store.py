@@ -100,3 +100,24 @@ def test_rebuild_returns_records_whose_control_flips_may_not_have_been_sent(tabl
     db[b"1:b"] = encode(PersonRecord(outbox=[OutboxFlip(5, False, 1, 9, (SOURCE_CONTROL, 0, 30))]))
     _, pending = PersonStore(table, _Changelog().send).ensure_index(0, replay_from=40)
     assert [key for key, _ in pending] == [b"1:a"]
+
+
+def test_a_database_reopened_after_a_rebalance_is_the_one_used(table, tmp_path: Path) -> None:
+    store = PersonStore(table, _Changelog().send)
+    store.put(b"1:a", PersonRecord(), 0)
+    first = table.data._dbs.pop(0)  # faust closes a revoked partition's database ...
+    first.close()
+    table.data._dbs[0] = Rdict(str(tmp_path / "p0-again"), Options(raw_mode=True))  # ... and opens it again
+    store.put(b"1:b", PersonRecord(), 0)
+    assert store.get(b"1:a", 0) == (None, None) and store.get(b"1:b", 0)[0] is not None
+
+
+def test_faust_keeps_the_open_databases_in_one_dict_it_never_replaces() -> None:
+    """PersonStore reads faust's `_dbs` directly (faust-streaming 0.15.3): it must be bound once."""
+    import inspect
+
+    from faust.stores import rocksdb
+
+    source = inspect.getsource(rocksdb.Store)
+    assert source.count("self._dbs = ") == 1
+    assert "return self._dbs[partition]" in inspect.getsource(rocksdb.Store._db_for_partition)
