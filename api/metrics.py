@@ -10,7 +10,7 @@ explode the label space; a path no route matches is labelled `unmatched`.
     cohorts_api_records_applied_total{topic}           counter    records folded into the views
     cohorts_api_dead_letters_total{topic,reason}       counter    records dead-lettered (reason = error type)
     cohorts_api_cohorts{type}                          gauge      non-deleted cohorts (static, dynamic)
-    cohorts_api_write_retries_total                    counter    writes fenced by another api process and re-run
+    cohorts_api_write_retries_total                    counter    writes run again (fenced, or commit found aborted)
     cohorts_api_apply_wait_seconds                     histogram  wait for this process to apply its own write
 """
 
@@ -61,7 +61,9 @@ class ApiMetrics:
         )
         self.cohorts = Gauge("cohorts_api_cohorts", "Non-deleted cohorts, by type", ["type"], registry=r)
         self.write_retries = Counter(
-            "cohorts_api_write_retries", "Writes fenced by another api process and run again", registry=r
+            "cohorts_api_write_retries",
+            "Writes run again: fenced by another api process, or a failed commit found not committed",
+            registry=r,
         )
         self.apply_wait = Histogram(
             "cohorts_api_apply_wait_seconds",
