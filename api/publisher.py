@@ -227,10 +227,16 @@ class _Transaction:
                 self.producer.poll(0.01)
 
     def produce_now(self, topic: str, key: bytes, value: bytes, partition: int) -> int:
-        """Produce one record and wait for its offset (the transaction stays open)."""
+        """Produce one record and wait for its offset (the transaction stays open).
+
+        Waits with `poll`, not `flush`: confluent-kafka 2.16's flush raises SystemError when a
+        delivery report is due from a producer that has turned fatal (fenced), where `poll`
+        raises the fatal KafkaException, which `_transact` handles."""
         before = len(self.delivered)
         self.produce(topic, key, value, partition)
-        self.producer.flush(self.timeout_s)
+        deadline = time.monotonic() + self.timeout_s
+        while len(self.delivered) == before and not self.errors and time.monotonic() < deadline:
+            self.producer.poll(0.01)
         if self.errors or len(self.delivered) == before:
             raise PublishError(f"Kafka did not acknowledge a record on {topic} in time")
         return self.delivered[-1][2]

@@ -161,3 +161,36 @@ def test_a_producer_fenced_in_the_middle_of_a_write_runs_the_write_again(api: Ru
     assert (body["description"], body["pending_version"]) == ("edited", 2)
     assert write_retries(api) == 1
     assert cohort_versions(api, cohort["id"], expect=5) == [1, 2]
+
+
+class FencedBeforeTheFirstRecord:
+    """A real transactional producer that another process fences just before the first record of
+    a write: that record's delivery fails and the producer turns fatal while the api waits for it."""
+
+    def __init__(self, producer: Any, fence: Callable[[], None], armed: list[bool]) -> None:
+        self._producer = producer
+        self._fence = fence
+        self._armed = armed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        if self._armed[0]:
+            self._armed[0] = False
+            self._fence()
+        self._producer.produce(*args, **kwargs)
+
+
+def test_a_create_whose_producer_is_fenced_before_its_reservation_is_acknowledged_runs_again(api: Running) -> None:
+    publisher = api.ctx.publisher
+    make = publisher._transactional
+    armed = [True]
+    fence = fence_from_another_process(api.settings.bootstrap)
+    publisher._transactional = lambda tid: FencedBeforeTheFirstRecord(make(tid), lambda: fence(None, tid), armed)
+    publisher._creator = None  # the next create initialises the instance's producer through the wrapper
+
+    created = api.create(name="after the fence")
+
+    assert write_retries(api) == 1
+    assert api.ok("GET", f"cohorts/{created['id']}/")["name"] == "after the fence"
