@@ -1,10 +1,13 @@
-"""A commit that fails without saying whether Kafka took it (api/publisher.py, step 4).
+"""Writes whose transaction fails around another process's fence (api/publisher.py, step 4).
 
 Kafka 4.1.1 answers UNKNOWN_SERVER_ERROR to an EndTxn(commit) that races another process's
 InitProducerId for the same transactional id, and then aborts the transaction; a commit whose
 answer is lost has the same error on the client but was applied. The api must tell the two
 apart: answer the first after running the write again, the second at once, and never apply a
-PATCH twice nor answer 503 for either.
+PATCH twice nor answer 503 for either. A producer fenced in the middle of a write (its records
+refused with `_FATAL`), or before its id reservation is acknowledged, runs the write again too.
+
+Each case is injected into a real transactional producer against the real broker.
 """
 
 from __future__ import annotations
