@@ -28,19 +28,26 @@ from tests.integration.api_harness import Running, read_topic, running_api, writ
 pytestmark = pytest.mark.kafka
 
 
-class FailingCommit:
+class Wrapped:
+    """A real transactional producer; subclasses change one of its calls."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+class FailingCommit(Wrapped):
     """A real transactional producer whose first commit delivers every record, runs `before` on
     the real producer, then fails with a fatal UNKNOWN error, as librdkafka reports Kafka's
     UNKNOWN_SERVER_ERROR."""
 
     def __init__(self, producer: Any, transactional_id: str, armed: list[bool], before: Callable) -> None:
-        self._producer = producer
+        super().__init__(producer)
         self._transactional_id = transactional_id
         self._armed = armed
         self._before = before
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._producer, name)
 
     def commit_transaction(self, timeout: float) -> None:
         if not self._armed[0]:
@@ -62,18 +69,15 @@ def fence_from_another_process(bootstrap: str) -> Callable[[Any, str], None]:
     return fence
 
 
-class FencedMidWrite:
+class FencedMidWrite(Wrapped):
     """A real transactional producer that another process fences right after the first record
     of a write. The second record is refused by the broker, which makes the producer fatal; the
     third is refused by librdkafka with `_FATAL`, an error that does not name the fence."""
 
     def __init__(self, producer: Any, fence: Callable[[], None], produced: list[int]) -> None:
-        self._producer = producer
+        super().__init__(producer)
         self._fence = fence
         self._produced = produced
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._producer, name)
 
     def produce(self, *args: Any, **kwargs: Any) -> None:
         self._producer.produce(*args, **kwargs)
@@ -166,17 +170,14 @@ def test_a_producer_fenced_in_the_middle_of_a_write_runs_the_write_again(api: Ru
     assert cohort_versions(api, cohort["id"], expect=5) == [1, 2]
 
 
-class FencedBeforeTheFirstRecord:
+class FencedBeforeTheFirstRecord(Wrapped):
     """A real transactional producer that another process fences just before the first record of
     a write: that record's delivery fails and the producer turns fatal while the api waits for it."""
 
     def __init__(self, producer: Any, fence: Callable[[], None], armed: list[bool]) -> None:
-        self._producer = producer
+        super().__init__(producer)
         self._fence = fence
         self._armed = armed
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._producer, name)
 
     def produce(self, *args: Any, **kwargs: Any) -> None:
         if self._armed[0]:
