@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heartbeat-interval", type=float, default=defaults.heartbeat_interval_s, help="seconds")
     parser.add_argument("--rebalance-timeout", type=float, default=defaults.rebalance_timeout_s, help="seconds")
     parser.add_argument("--commit-interval", type=float, default=defaults.commit_interval_s, help="seconds")
+    parser.add_argument(
+        "--producer-linger-ms", type=int, default=defaults.producer_linger_ms, help="benchmarks: see WorkerTuning"
+    )
+    parser.add_argument(
+        "--fetch-min-bytes", type=int, default=defaults.fetch_min_bytes, help="benchmarks: see WorkerTuning"
+    )
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
     tuning = WorkerTuning(
@@ -37,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         heartbeat_interval_s=args.heartbeat_interval,
         rebalance_timeout_s=args.rebalance_timeout,
         commit_interval_s=args.commit_interval,
+        producer_linger_ms=args.producer_linger_ms,
+        fetch_min_bytes=args.fetch_min_bytes,
     )
     clock = file_clock(args.clock_file) if args.clock_file else None
     if args.now_us is not None:

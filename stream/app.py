@@ -87,7 +87,7 @@ def create_app(
     safe_fetching(app)
     fast_delivery(app)
     quiet_monitor(app)
-    fast = FastProducer(settings.bootstrap)
+    fast = FastProducer(settings.bootstrap, linger_ms=tuning.producer_linger_ms)
     runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning, partitioner, fast)
     attach_fast_producer(app, fast, before=[runtime.input_batches.flush], after=[runtime.changelog.persist])
     ingest.install(app, runtime)

@@ -68,13 +68,14 @@ class _Round:
 
 
 class FastProducer:
-    def __init__(self, bootstrap: str, **config: Any) -> None:
+    def __init__(self, bootstrap: str, *, linger_ms: int = 2, **config: Any) -> None:
+        """`linger_ms`: how long librdkafka gathers messages into one request (stream.runtime.WorkerTuning)."""
         logger = logging.getLogger("stream.fast_producer.librdkafka")
         settings: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "partitioner": "murmur2_random",
             "enable.idempotence": True,
-            "linger.ms": 2,
+            "linger.ms": linger_ms,
             "message.timeout.ms": 0,
             "logger": logger,
         }

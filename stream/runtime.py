@@ -60,6 +60,14 @@ class WorkerTuning:
     #: Most `cohort_person_inputs` messages the fold takes at once: each may hold `input_batch_max`
     #: inputs, and a commit waits for the batch under way.
     fold_batch_max: int = 16
+    #: Fewer, larger Kafka requests: how long the worker's librdkafka producer gathers messages into
+    #: one request, and how many bytes ingest's and the fold's fetches let the broker gather before
+    #: answering (never longer than the fetch wait, 50 ms). At 2,000 events/s the broker's network
+    #: threads took three quarters of a shared 2-core machine's core answering small requests
+    #: (docs/benchmarks.md, "Reading the latency runs of 2026-11-27 06:00 UTC"); each knob adds at
+    #: most its wait to a record's way.
+    producer_linger_ms: int = 10
+    fetch_min_bytes: int = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +175,7 @@ class Runtime:
                 commit_interval_s=tuning.commit_interval_s,
                 session_timeout_s=tuning.session_timeout_s,
                 heartbeat_interval_s=tuning.heartbeat_interval_s,
+                fetch_min_bytes=tuning.fetch_min_bytes,
             ),
             fold_feed=FoldFeed(
                 BatchConsumer(
@@ -177,6 +186,7 @@ class Runtime:
                     session_timeout_s=tuning.session_timeout_s,
                     heartbeat_interval_s=tuning.heartbeat_interval_s,
                     max_records=tuning.fold_batch_max,
+                    fetch_min_bytes=tuning.fetch_min_bytes,
                 ),
                 topics.person_inputs,
                 lambda: app.producer.flush(),  # the pre-commit flush `stream.fast_producer.attach` installs later

@@ -103,3 +103,20 @@ def test_the_report_section_names_the_command_the_verdict_and_how_far_behind_the
     assert "committed 800 of 1,000 events during the load (80/s)" in section
     assert "200 events behind" in section and "6.25 ms of worker CPU per event consumed" in section
     assert ": met: p99 = 200 ms" in section
+
+
+def test_worker_knobs_reach_the_worker_only_when_given() -> None:
+    assert LatencyConfig().worker_args() == []
+    config = LatencyConfig(commit_interval_s=0.5, producer_linger_ms=2, fetch_min_bytes=1)
+    assert config.worker_args() == ["--commit-interval", "0.5", "--producer-linger-ms", "2", "--fetch-min-bytes", "1"]
+
+
+def test_at_the_rates_issue_7_names_its_flip_target_is_judged_too() -> None:
+    """(a) at 300 ms: over issue 7's 250 ms at 1,000 events/s, no target of its own at 2,000."""
+    flips = [flip(i, flip_seen_s=100.3, visible_s=100.4) for i in range(100)]
+    for rate, expected in ((1_000, "Issue 7 (p99 of (a) under 250 ms): NOT met: p99 = 300 ms"), (2_000, None)):
+        result = LatencyResult(config=LatencyConfig(rate=rate), flips=flips, produced=100 * rate, load_seconds=100.0)
+        result.stages = stages_of(flips)
+        text = verdict(result)
+        assert ": met: p99 = 400 ms" in text
+        assert (expected in text) if expected else "Issue 7" not in text
