@@ -78,6 +78,8 @@ class LatencyConfig:
     producer_linger_ms: int | None = None
     fetch_min_bytes: int | None = None
     poll_pause_s: float = 0.005
+    #: Poll a flip cohort only once this process received one of its outstanding flips (CountPoller).
+    poll_after_received: bool = True
     drain_timeout_s: float = 30.0
     preload_timeout_s: float = 900.0
 
@@ -170,7 +172,13 @@ class _Probes:
         bootstrap = stack.settings.bootstrap
         self.inputs = TopicWatcher(bootstrap, stack.topics.person_inputs, self._on_input)
         self.changes = TopicWatcher(bootstrap, stack.topics.membership_changed, self._on_change)
-        self.poller = CountPoller(stack.url, stack.team_id, stack.key, pause_s=config.poll_pause_s)
+        self.poller = CountPoller(
+            stack.url,
+            stack.team_id,
+            stack.key,
+            pause_s=config.poll_pause_s,
+            after_received=config.poll_after_received,
+        )
         for cohort_id in flip_ids:
             self.poller.watch(cohort_id, 0)
 
@@ -378,6 +386,12 @@ def _throughput(result: LatencyResult) -> str:
     return text + "."
 
 
+def _poll_start(config: LatencyConfig) -> str:
+    if config.poll_after_received:
+        return "each flip cohort polled once this process had received one of its outstanding flips from Kafka"
+    return "each flip cohort polled from when its flip was produced"
+
+
 def latency_section(result: LatencyResult, command: str, machine: dict[str, str]) -> str:
     c = result.config
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -405,7 +419,7 @@ def latency_section(result: LatencyResult, command: str, machine: dict[str, str]
         f"- CPU during the load: worker {_core_share(result.worker_cpu_share)}, "
         f"api {_core_share(result.api_cpu_share)}, this benchmark process {_core_share(result.bench_cpu_share)}; "
         f"{result.poll_requests:,} GET polls ({result.poll_requests / result.load_seconds:,.0f}/s) while flips "
-        f"were outstanding.",
+        f"were outstanding, {_poll_start(c)}.",
         f"- {_throughput(result)}",
         "- Load average (1, 5, 15 min): " + "; ".join(f"{n}: {v}" for n, v in result.loads),
     ]
@@ -429,6 +443,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--producer-linger-ms", type=int, default=None, help="worker knob (default: its own)")
     parser.add_argument("--fetch-min-bytes", type=int, default=None, help="worker knob (default: its own)")
     parser.add_argument("--poll-pause-ms", type=float, default=d.poll_pause_s * 1000)
+    parser.add_argument(
+        "--poll-from",
+        choices=("received", "produced"),
+        default="received" if d.poll_after_received else "produced",
+        help="poll a flip cohort once its flip was received from Kafka (default), or from when it was produced",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="default: bench/results/latency-<time>")
     parser.add_argument("--no-report", action="store_true", help="do not append to docs/benchmarks.md")
     return parser.parse_args(argv)
@@ -449,6 +469,7 @@ def main(argv: list[str] | None = None) -> None:
         producer_linger_ms=args.producer_linger_ms,
         fetch_min_bytes=args.fetch_min_bytes,
         poll_pause_s=args.poll_pause_ms / 1000,
+        poll_after_received=args.poll_from == "received",
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     work_dir = args.work_dir or project_root() / "bench" / "results" / f"latency-{stamp}"

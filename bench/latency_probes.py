@@ -100,7 +100,13 @@ class TopicWatcher:
 
 class CountPoller:
     """Polls `GET cohorts/:id/` of each flip cohort with outstanding flips, one thread per cohort;
-    when a cohort's `count` grows by n, its n oldest outstanding flips became visible then."""
+    when a cohort's `count` grows by n, its n oldest outstanding flips became visible then.
+
+    With `after_received`, a cohort is polled only once this process has received one of its
+    outstanding flips from `cohort_membership_changed`: the api cannot show a flip before Kafka
+    holds it, and polling while none is there only loads the machine being measured. A flip the
+    api showed earlier is marked at the first poll after that, so `visible_s` stays an upper bound.
+    """
 
     def __init__(
         self,
@@ -109,6 +115,7 @@ class CountPoller:
         key: str,
         *,
         pause_s: float = 0.005,
+        after_received: bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = httpx.Client(
@@ -119,6 +126,7 @@ class CountPoller:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
         self._pause_s = pause_s
+        self._after_received = after_received
         self._lock = threading.Lock()
         self._outstanding: dict[int, deque[Flip]] = {}
         self._counts: dict[int, int] = {}
@@ -159,11 +167,17 @@ class CountPoller:
 
     def _run(self, cohort_id: int) -> None:
         while not self._stop.is_set():
-            with self._lock:
-                pending = bool(self._outstanding[cohort_id])
-            if pending:
+            if self.due(cohort_id):
                 self.poll_once(cohort_id)
             time.sleep(self._pause_s)
+
+    def due(self, cohort_id: int) -> bool:
+        """Whether `cohort_id` is to be polled now (see the class docstring)."""
+        with self._lock:
+            queue = self._outstanding[cohort_id]
+            if not self._after_received:
+                return bool(queue)
+            return any(flip.flip_seen_s is not None for flip in queue)
 
     def poll_once(self, cohort_id: int) -> None:
         """One `GET cohorts/:id/`; growth of `count` marks that many oldest outstanding flips visible

@@ -120,3 +120,16 @@ def test_at_the_rates_issue_7_names_its_flip_target_is_judged_too() -> None:
         text = verdict(result)
         assert ": met: p99 = 400 ms" in text
         assert (expected in text) if expected else "Issue 7" not in text
+
+
+def test_the_poller_waits_for_a_flip_received_from_kafka_unless_told_to_poll_from_production() -> None:
+    """Scenario: one flip outstanding on cohort 7, not yet received by the benchmark's consumer."""
+    for after_received, due_before in ((True, False), (False, True)):
+        poller = CountPoller("http://api", 1, "k", after_received=after_received, transport=httpx.MockTransport(None))
+        poller.watch(7, 0)
+        assert not poller.due(7)
+        outstanding = flip(0)
+        poller.add(outstanding)
+        assert poller.due(7) is due_before
+        outstanding.flip_seen_s = 100.2
+        assert poller.due(7)
