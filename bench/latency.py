@@ -90,7 +90,12 @@ class LatencyConfig:
             "--producer-linger-ms": self.producer_linger_ms,
             "--fetch-min-bytes": self.fetch_min_bytes,
         }
-        return [part for flag, value in flags.items() if value is not None for part in (flag, f"{value:g}")]
+        return [part for flag, value in flags.items() if value is not None for part in (flag, _flag_value(value))]
+
+
+def _flag_value(value: float) -> str:
+    """An integer as its digits (`:g` would write 1,000,000 as 1e+06, which `--fetch-min-bytes` refuses)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 @dataclass

@@ -109,6 +109,7 @@ def test_worker_knobs_reach_the_worker_only_when_given() -> None:
     assert LatencyConfig().worker_args() == []
     config = LatencyConfig(commit_interval_s=0.5, producer_linger_ms=2, fetch_min_bytes=1)
     assert config.worker_args() == ["--commit-interval", "0.5", "--producer-linger-ms", "2", "--fetch-min-bytes", "1"]
+    assert LatencyConfig(fetch_min_bytes=1_000_000).worker_args() == ["--fetch-min-bytes", "1000000"]
 
 
 def test_at_the_rates_issue_7_names_its_flip_target_is_judged_too() -> None:
