@@ -68,8 +68,9 @@ class _Round:
 
 
 class FastProducer:
-    def __init__(self, bootstrap: str, *, linger_ms: int = 2, **config: Any) -> None:
-        """`linger_ms`: how long librdkafka gathers messages into one request (stream.runtime.WorkerTuning)."""
+    def __init__(self, bootstrap: str, *, linger_ms: int, **config: Any) -> None:
+        """`linger_ms`: how long librdkafka gathers messages into one request; the worker's value is
+        `stream.runtime.WorkerTuning.producer_linger_ms`, so no second default is kept here."""
         logger = logging.getLogger("stream.fast_producer.librdkafka")
         settings: dict[str, Any] = {
             "bootstrap.servers": bootstrap,

@@ -62,10 +62,10 @@ class WorkerTuning:
     fold_batch_max: int = 16
     #: Fewer, larger Kafka requests: how long the worker's librdkafka producer gathers messages into
     #: one request, and how many bytes ingest's and the fold's fetches let the broker gather before
-    #: answering (never longer than the fetch wait, 50 ms). At 2,000 events/s the broker's network
-    #: threads took three quarters of a shared 2-core machine's core answering small requests
-    #: (docs/benchmarks.md, "Reading the latency runs of 2026-11-27 06:00 UTC"); each knob adds at
-    #: most its wait to a record's way.
+    #: answering (never longer than the fetch wait, 50 ms). At 2,000 events/s on a shared 2-core
+    #: machine the broker's network threads took about three quarters of a core (docs/benchmarks.md,
+    #: "Reading the latency runs of 2026-11-27 06:00 UTC"); each knob adds at most its wait to a
+    #: record's way.
     producer_linger_ms: int = 10
     fetch_min_bytes: int = 32 * 1024
 

@@ -9,13 +9,14 @@ from confluent_kafka import Consumer, TopicPartition
 
 from cohorts.topics import partition_for
 from stream.fast_producer import FastProducer
+from stream.runtime import WorkerTuning
 
 pytestmark = pytest.mark.kafka
 
 
 async def test_flush_waits_for_every_message_sent_before_it_and_keys_land_like_java(kafka_bootstrap, make_topics):
     topics = make_topics(partitions=4)
-    fast = FastProducer(kafka_bootstrap)
+    fast = FastProducer(kafka_bootstrap, linger_ms=WorkerTuning().producer_linger_ms)
     sent = {f"p{n}".encode(): f"v{n}".encode() for n in range(2000)}
     for key, value in sent.items():
         fast.send(topics.membership_changed, key, value)
@@ -44,7 +45,7 @@ async def test_explicit_partitions_are_kept_and_acknowledged_offsets_are_tracked
     land where named, not where the key hashes, and after the flush the tracked offsets are the last
     of each partition (29 and 4); another topic is not tracked."""
     topics = make_topics(partitions=4)
-    fast = FastProducer(kafka_bootstrap)
+    fast = FastProducer(kafka_bootstrap, linger_ms=WorkerTuning().producer_linger_ms)
     offsets = fast.track_offsets(topics.membership_changed)
     try:
         for n in range(30):
