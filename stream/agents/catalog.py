@@ -6,7 +6,8 @@
 - `catalog-recalculate` (an agent in the consumer group, so exactly one worker owns the catalog
   partition): for each new cohort version or deletion it sends `recalculate(cohort, version)` to
   every control partition. Records superseded by a newer version already in the local catalog are
-  skipped, so a fresh group does not recompute history.
+  skipped, so a fresh group does not recompute history. Each record is committed as soon as it is
+  announced (`stream.agents.commits`), so a rebalance does not announce it again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cohorts.validate import FilterError, definition_from_record
 from cohorts.wire import ControlMessage, WireError
+from stream.agents.commits import commit_taken
 from stream.catalog import RESERVATION_PREFIX, parse_cohort_key, read_record
 from stream.runtime import Runtime
 
@@ -57,33 +59,41 @@ def install(app: faust.App, rt: Runtime) -> None:
         msg = event.message
         await outputs.dead_letter(reason, msg.topic, msg.partition, msg.offset, event.key, event.value)
 
+    async def announce(event: faust.EventT) -> None:
+        """Send `recalculate` for a new cohort version or a deletion; dead-letter a bad record."""
+        cohort_id = parse_cohort_key(event.key)
+        if cohort_id is None:
+            if not (event.key or b"").startswith(RESERVATION_PREFIX):
+                await refuse("invalid catalog key", event)
+            return
+        current = catalog.cohort(cohort_id)
+        if event.value is None:
+            team_id, version = (current.team_id if current else None), None
+        else:
+            try:
+                record = read_record(cohort_id, event.value)
+            except WireError:
+                await refuse("invalid catalog record", event)
+                return
+            try:
+                definition_from_record(record)
+            except FilterError:  # still recalculated: the calculation report carries the error
+                await refuse("invalid cohort definition", event)
+            if current is not None and current.version > record.version:
+                return
+            team_id, version = record.team_id, record.version
+        if team_id is None:
+            return
+        message = ControlMessage(type="recalculate", team_id=team_id, cohort_id=cohort_id, version=version)
+        await outputs.to_every_control_partition(message)
+
     @app.agent(channels.catalog, name="catalog-recalculate")
     async def announce_changes(stream: faust.StreamT) -> None:
-        """Also the one place that dead-letters bad catalog records (one group member reads each)."""
+        """Also the one place that dead-letters bad catalog records (one group member reads each).
+
+        Each record is committed once handled: a rebalance must not announce a version twice (each
+        announcement is a recalculation of the cohort in every partition)."""
         await catalog.ready.wait()
         async for event in stream.events():
-            cohort_id = parse_cohort_key(event.key)
-            if cohort_id is None:
-                if not (event.key or b"").startswith(RESERVATION_PREFIX):
-                    await refuse("invalid catalog key", event)
-                continue
-            current = catalog.cohort(cohort_id)
-            if event.value is None:
-                team_id, version = (current.team_id if current else None), None
-            else:
-                try:
-                    record = read_record(cohort_id, event.value)
-                except WireError:
-                    await refuse("invalid catalog record", event)
-                    continue
-                try:
-                    definition_from_record(record)
-                except FilterError:  # still recalculated: the calculation report carries the error
-                    await refuse("invalid cohort definition", event)
-                if current is not None and current.version > record.version:
-                    continue
-                team_id, version = record.team_id, record.version
-            if team_id is None:
-                continue
-            message = ControlMessage(type="recalculate", team_id=team_id, cohort_id=cohort_id, version=version)
-            await outputs.to_every_control_partition(message)
+            await announce(event)
+            await commit_taken(app.consumer, [event])

@@ -14,7 +14,7 @@ The agent takes its messages in batches (at most `_BATCH_MAX`, waiting at most `
 one to fill) and takes each batch in the steps `stream.control_batches.steps` groups it into: per
 partition in order, a run of consecutive recalculations of one team as one step, anything else
 alone. Once done with a batch the agent acknowledges and commits the messages it took
-(`_commit_taken`); when a rebalance begins, the steps not yet taken are handed back
+(`stream.agents.commits`); when a rebalance begins, the steps not yet taken are handed back
 unacknowledged (`_hand_back`).
 
 Ordering for every step (design §5):
@@ -38,12 +38,12 @@ from dataclasses import dataclass
 from typing import Final
 
 import faust
-from faust.types import ConsumerT
 
 from cohorts.timestamps import format_iso
 from cohorts.topics import person_key
 from cohorts.wire import CalculationReport, ControlMessage, WireError
 from stream import control_batches, fold
+from stream.agents.commits import commit_taken
 from stream.control_batches import Recalculation, Received, Step
 from stream.posthog import INT64_MAX, MAX_ID_CHARS
 from stream.runtime import Runtime
@@ -111,7 +111,7 @@ def _hand_back(events: Iterable[faust.EventT]) -> None:
 
     A rebalance waits until every message an agent has taken is acknowledged (faust's
     `Consumer.wait_empty`), and the agent acknowledges a batch's messages only after all of them
-    (`_commit_taken`): so the steps after a rebalance began are not taken, and it waits for one
+    (`commit_taken`): so the steps after a rebalance began are not taken, and it waits for one
     step, as it waited for one message before batches. After the rebalance faust seeks every
     partition back to its committed offset (stream.safe_fetch, fix 3, for one never committed),
     which these messages are at or after, so whoever owns the partition then reads them again
@@ -124,26 +124,12 @@ def _hand_back(events: Iterable[faust.EventT]) -> None:
         event.message.acked = True
 
 
-async def _commit_taken(consumer: ConsumerT, taken: Sequence[faust.EventT]) -> None:
-    """Acknowledge the messages of the steps taken and commit them before a rebalance can forget them.
-
-    When a rebalance begins, faust drops the offsets acknowledged but not yet committed
-    (`Consumer.on_partitions_revoked` clears `_acked` before `wait_empty` commits), so whoever owns
-    the partition next would take those messages again. Left to the commit timer (0.5 s, longer
-    while a flush of the batch's flips is under way), the messages of a batch, acknowledged
-    together after seconds of work, were in that window often enough for a rebalance to repeat
-    whole recalculations (tests/reliability/test_rebalance_recalculations.py). So nothing may
-    suspend between the acknowledgements and the commit that collects their offsets: a commit
-    already under way collected its offsets before them and `Consumer.commit` would only wait for
-    it, so it is waited out first. The ack `take_events` sends later changes nothing.
-    """
-    if not taken:
-        return
-    while await consumer.maybe_wait_for_commit_to_finish():
-        pass  # another commit may have begun before this coroutine resumed
-    for event in taken:
-        event.ack()
-    await consumer.commit()
+def _positions(events: Iterable[faust.EventT]) -> str:
+    """`partition:first-last` per partition, for the log: which offsets must be read again."""
+    offsets: dict[int, list[int]] = {}
+    for event in events:
+        offsets.setdefault(event.message.partition, []).append(event.message.offset)
+    return ", ".join(f"{p}:{min(o)}-{max(o)}" for p, o in sorted(offsets.items()))
 
 
 def _origin(received: Received) -> Origin:
@@ -320,7 +306,9 @@ def install(app: faust.App, rt: Runtime) -> None:
             if _rebalancing(app, step):
                 left = [r.event for later in batch[done:] for r in later.received]
                 _hand_back(left)
-                app.log.info("rebalance: %d control messages handed back, to be read again", len(left))
+                app.log.info(
+                    "rebalance: %d control messages handed back, to be read again (%s)", len(left), _positions(left)
+                )
                 break
             await reemit_after_assignment(step.partition, step.offset)
             await take(step)
@@ -332,7 +320,7 @@ def install(app: faust.App, rt: Runtime) -> None:
         await catalog.ready.wait()
         async for events in stream.take_events(_BATCH_MAX, within=_BATCH_LINGER_S):
             taken = await take_batch(control_batches.steps(receive(event) for event in events))
-            await _commit_taken(app.consumer, taken)
+            await commit_taken(app.consumer, taken)
 
     @app.timer(interval=rt.tuning.tick_interval_s, on_leader=True)
     async def send_ticks() -> None:

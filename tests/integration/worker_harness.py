@@ -142,6 +142,8 @@ class TopicReader:
     topic: str
     messages: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
     _consumer: Consumer | None = None
+    #: The next offset to read, per partition.
+    _next: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._consumer = Consumer(
@@ -163,8 +165,17 @@ class TopicReader:
             if msg.error():
                 continue
             self.messages.append((msg.key(), msg.value()))
+            self._next[msg.partition()] = msg.offset() + 1
             got += 1
         return got
+
+    def read_to_end(self, timeout_s: float = 30.0) -> list[tuple[bytes | None, bytes | None]]:
+        """Every message written before the call, for a topic that keeps growing (ticks)."""
+        assert self._consumer is not None
+        ends = {}
+        for tp in self._consumer.assignment():
+            _, ends[tp.partition] = self._consumer.get_watermark_offsets(tp, timeout=10)
+        return self.wait_for(lambda _: all(self._next.get(p, 0) >= end for p, end in ends.items()), timeout_s)
 
     def wait_for(
         self, predicate: Callable[[list[tuple[bytes | None, bytes | None]]], bool], timeout_s: float = 30.0

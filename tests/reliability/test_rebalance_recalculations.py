@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from cohorts.topics import Topics
-from cohorts.wire import CalculationReport, MembershipChange
+from cohorts.wire import CalculationReport, ControlMessage, MembershipChange
 from tests.integration.worker_harness import TopicReader, WorkerProcess, posthog_person, produce, start_worker
 from tests.reliability.harness import NOW
 from tests.unit.stream.cohort_records import group, person_prop, record
@@ -88,6 +88,13 @@ def _unfinished(messages: Messages) -> set[tuple[int, int]]:
     found = (CalculationReport.from_bytes(v or b"") for _, v in messages)
     done = {(r.cohort_id, r.partition) for r in found if r.cohort_id in NEW and r.finished_at}
     return {(c, p) for c in NEW for p in range(PARTITIONS)} - done
+
+
+def _announcements(messages: Messages) -> Counter[int]:
+    """`recalculate` messages per new cohort on `cohort_control` (one per partition each is right)."""
+    found = (ControlMessage.from_bytes(v or b"") for _, v in messages)
+    counts = Counter(m.cohort_id for m in found if m.type == "recalculate" and m.cohort_id in NEW)
+    return Counter({c: counts[c] for c in NEW})
 
 
 def _wait_calculated(reports: TopicReader, workers: Sequence[WorkerProcess]) -> None:
@@ -151,6 +158,14 @@ def test_a_rebalance_inside_a_batch_of_recalculations_loses_and_repeats_none(
         phase("every cohort finished in every partition")
         time.sleep(3)  # anything repeated would come now
         reports.poll(1)
+        # A version announced twice by the catalog agent is recalculated twice: told apart from the
+        # control agent repeating one announcement by the control topic.
+        control = TopicReader(kafka_bootstrap, topics.control)
+        try:
+            announced = _announcements(control.read_to_end())
+        finally:
+            control.close()
+        assert dict(announced) == {c: PARTITIONS for c in NEW}
         found = [CalculationReport.from_bytes(v or b"") for _, v in reports.messages]
         found = [r for r in found if r.cohort_id in NEW]
         every = {(c, p): 1 for c in NEW for p in range(PARTITIONS)}

@@ -22,7 +22,8 @@ from faust.types.tuples import ConsumerMessage
 from intervaltree import IntervalTree
 
 from cohorts.wire import ControlMessage
-from stream.agents.control import _commit_taken, _hand_back, _rebalancing
+from stream.agents.commits import commit_taken
+from stream.agents.control import _hand_back, _rebalancing
 from stream.control_batches import Received, Step
 
 TOPIC = "cohort_control"
@@ -182,7 +183,7 @@ def test_the_messages_taken_are_acknowledged_only_once_no_commit_is_under_way_th
         consumer = _Committer()
         consumer.under_way = asyncio.get_running_loop().create_future()
         taken = [_event(_message(n), consumer) for n in (10, 11)]
-        committing = asyncio.ensure_future(_commit_taken(consumer, taken))  # type: ignore[arg-type]
+        committing = asyncio.ensure_future(commit_taken(consumer, taken))  # type: ignore[arg-type]
         await asyncio.sleep(0)
         acked_while_under_way = list(consumer.acked)
         consumer.under_way.set_result(None)
@@ -198,6 +199,6 @@ def test_a_handed_back_message_is_not_acknowledged_by_the_commit_of_the_batch():
     consumer = _Committer()
     taken, handed_back = _event(_message(10), consumer), _event(_message(11), consumer)
     _hand_back([handed_back])
-    asyncio.run(_commit_taken(consumer, [taken]))  # type: ignore[arg-type]
+    asyncio.run(commit_taken(consumer, [taken]))  # type: ignore[arg-type]
     assert handed_back.ack() is False
     assert consumer.committed == [[10]]
