@@ -210,6 +210,10 @@ def prepare_leaf(leaf: PersonLeaf | BehavioralLeaf) -> Callable[[LeafContext], L
             prepared = _prepare_first_time(leaf)
         elif leaf.kind in ("stopped_performing_event", "restarted_performing_event"):
             prepared = _prepare_two_windows(leaf)
+        elif leaf.kind == "performed_event_sequence" and leaf.explicit_datetime is None:
+            prepared = _prepare_sequence(leaf)
+        elif leaf.kind == "performed_event_regularly":
+            prepared = _prepare_regularly(leaf)
         return _guarded(kind, leaf) if prepared is None else prepared
     return _never
 
@@ -365,6 +369,60 @@ def _prepare_two_windows(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafRe
         return _restarted_sweep(windows(facts), first, context.now_us)
 
     return restarted
+
+
+def _prepare_sequence(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafResult] | None:
+    """A sequence over "the last N units": `_sequence` with the gap and window resolved once."""
+    seq_hash = leaf.seq_matcher_hash
+    if seq_hash is None or leaf.seq_time_value is None or leaf.seq_time_interval is None:
+        return _never
+    try:
+        gap = unit_us(leaf.seq_time_value, leaf.seq_time_interval)
+        if leaf.time_value is None or leaf.time_interval is None:
+            return _never
+        granularity, span = span_buckets(leaf.time_value, leaf.time_interval)
+    except (KeyError, TypeError, ValueError):  # the generic path raises the same on every call
+        return None
+    bucket_us = BUCKET_US[granularity]
+    matcher_hash = leaf.matcher_hash
+
+    def sequence(context: LeafContext) -> LeafResult:
+        facts = context.facts
+        firsts = facts.timestamps_us(matcher_hash)
+        if not firsts:  # nothing paired: 0 now and at every later instant
+            return False, None
+        followers = facts.timestamps_us(seq_hash)
+        counts: dict[int, int] = {}
+        for t1 in firsts:
+            if _has_follower(followers, t1, gap):
+                bucket = t1 // bucket_us
+                counts[bucket] = counts.get(bucket, 0) + 1
+        return _in_bucket_window(counts, granularity, span, context.now_us, _at_least_one)
+
+    return sequence
+
+
+def _prepare_regularly(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafResult] | None:
+    """`_regularly` with its periods, thresholds and bucket size resolved once."""
+    if leaf.time_value is None or leaf.time_interval is None:
+        return _never
+    try:
+        granularity, length = span_buckets(leaf.time_value, leaf.time_interval)
+    except (KeyError, TypeError, ValueError):  # the generic path raises the same on every call
+        return None
+    total = leaf.total_periods or 0
+    needed = 1 if leaf.min_periods is None else leaf.min_periods
+    per_period = 1 if leaf.operator_value is None else leaf.operator_value
+    if length <= 0 or total <= 0:
+        return _never
+    bucket_us = BUCKET_US[granularity]
+    matcher_hash = leaf.matcher_hash
+
+    def regularly(context: LeafContext) -> LeafResult:
+        counts = context.facts.buckets(matcher_hash, granularity)
+        return _periods_walk(counts, context.now_us // bucket_us, length, total, needed, per_period, bucket_us)
+
+    return regularly
 
 
 def _guarded(
@@ -595,11 +653,18 @@ def _regularly(leaf: BehavioralLeaf, run: LeafContext) -> tuple[bool, int | None
     if length <= 0 or total <= 0:
         return False, None
     bucket_us = BUCKET_US[granularity]
-    now_bucket = run.now_us // bucket_us
+    counts = run.facts.buckets(leaf.matcher_hash, granularity)
+    return _periods_walk(counts, run.now_us // bucket_us, length, total, needed, per_period, bucket_us)
+
+
+def _periods_walk(
+    counts: Mapping[int, int], now_bucket: int, length: int, total: int, needed: int, per_period: int, bucket_us: int
+) -> LeafResult:
+    """`_regularly` once its leaf is resolved: the satisfied periods now, then their moves in time order."""
     oldest = now_bucket - total * length + 1
     per = [0] * total
     moves: list[tuple[int, int, int, int]] = []  # (bucket index of the move, bucket, count, from period)
-    for bucket, count in run.facts.buckets(leaf.matcher_hash, granularity).items():
+    for bucket, count in counts.items():
         if not count or bucket < oldest:
             continue
         if bucket > now_bucket:  # a future bucket enters period 0 when now reaches it

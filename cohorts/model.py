@@ -108,6 +108,7 @@ class BehavioralLeaf:
 
     _condition_hash: str = field(init=False, repr=False, compare=False)
     _matcher_hash: str = field(init=False, repr=False, compare=False)
+    _seq_matcher_hash: str | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Hash once at construction: the fold asks for these on every event (design §5)."""
@@ -116,6 +117,8 @@ class BehavioralLeaf:
         defining["event_filters"] = filters
         object.__setattr__(self, "_condition_hash", stable_hash(["behavioral", defining]))
         object.__setattr__(self, "_matcher_hash", stable_hash(["matcher", self.event, filters]))
+        seq_hash = None if self.seq_event is None else stable_hash(["matcher", self.seq_event, []])
+        object.__setattr__(self, "_seq_matcher_hash", seq_hash)
 
     @property
     def condition_hash(self) -> str:
@@ -129,9 +132,7 @@ class BehavioralLeaf:
     @property
     def seq_matcher_hash(self) -> str | None:
         """Identity of the sequence's second step: `seq_event` by name only (design §4.1)."""
-        if self.seq_event is None:
-            return None
-        return stable_hash(["matcher", self.seq_event, []])
+        return self._seq_matcher_hash
 
 
 Leaf: TypeAlias = PersonLeaf | CohortLeaf | BehavioralLeaf

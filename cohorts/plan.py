@@ -91,7 +91,16 @@ class TeamPlan:
     evaluating all (a new person evaluates every cohort, and most behavioural ones are silent).
     """
 
-    __slots__ = ("_cohorts", "_leaves", "_uses", "compiled", "silent_without_history", "steps", "steps_with_history")
+    __slots__ = (
+        "_cohorts",
+        "_leaves",
+        "_uses",
+        "compiled",
+        "memo",
+        "silent_without_history",
+        "steps",
+        "steps_with_history",
+    )
 
     def __init__(self, definitions: Iterable[CohortDefinition]) -> None:
         definitions = tuple(definitions)
@@ -103,6 +112,9 @@ class TeamPlan:
         self.steps: tuple[Step, ...] = tuple((d.id, d.version, cohorts[d.id]) for d in definitions)
         self.silent_without_history: frozenset[int] = frozenset(silent)
         self.steps_with_history: tuple[Step, ...] = tuple(s for s in self.steps if s[0] not in silent)
+        #: a caller's own memo of what it derives from these definitions (the worker's fold keeps
+        #: its per-input lookups here); it goes when the plan is replaced, as the catalog changes
+        self.memo: Any = None
 
     def __contains__(self, cohort_id: object) -> bool:
         return cohort_id in self._cohorts

@@ -12,6 +12,8 @@ from functools import lru_cache
 __all__ = ["TimestampError", "format_iso", "from_datetime", "parse_timestamp", "to_datetime"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The epoch as a naive datetime: a naive value (UTC) subtracts it without being made aware first.
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 class TimestampError(ValueError):
@@ -34,9 +36,7 @@ def parse_timestamp(text: str) -> int:
 
 def from_datetime(value: datetime) -> int:
     """Epoch µs of an aware datetime (naive is taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    delta = value - _EPOCH
+    delta = value - (_NAIVE_EPOCH if value.tzinfo is None else _EPOCH)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 

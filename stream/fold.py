@@ -29,16 +29,18 @@ Rules (design §4, §5):
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import orjson
 
+from cohorts.evaluate import LeafResult
 from cohorts.plan import PlanRun, TeamPlan
 from cohorts.properties import match_event
 from cohorts.requirements import MatcherRequirement
 from cohorts.timebase import BUCKET_US
+from cohorts.vocab import DATE_OPERATORS
 from cohorts.wire import BackfillInput, ControlMessage, EventInput, PersonInput
 from stream.catalog import TeamCatalog
 from stream.state.codec import RecordSketch
@@ -66,6 +68,8 @@ MAX_TIMESTAMPS: Final[int] = 4_096
 _ALL: Final[frozenset[int]] = frozenset({-1})
 #: A property that is not there (distinct from JSON null, to be safe).
 _MISSING: Final = object()
+#: Answers a team's memo keeps per kind before it starts that kind over (inputs repeat a few shapes).
+_MEMO_ENTRIES: Final[int] = 4_096
 
 
 class Flip(NamedTuple):
@@ -107,14 +111,10 @@ def apply_event(
         return FoldResult(None, _replayed(record, origin, item.team_id, item.person_id), "replayed")
     if record is not None and record.deleted:
         return FoldResult(None, [], "deleted_person")
-    matched = [
-        requirement
-        for requirement in team.by_event.get(item.event, ())
-        if not requirement.filters or match_event(requirement.filters, item.properties, item.timestamp_us)
-    ]
+    matched, readers = _event_matches(team, item)
     if not matched and record is not None and record.known:
         return FoldResult(None, [], "unmatched")
-    record, affected = _counting_into(record, team, matched)
+    record, affected = _counting_into(record, team, matched, readers)
     for requirement in matched:
         state = _count(record, requirement, item.timestamp_us)
         if state.live_from is not None and origin[1] not in state.live_from:
@@ -124,14 +124,20 @@ def apply_event(
 
 
 def _counting_into(
-    record: PersonRecord | None, team: TeamCatalog, requirements: list[MatcherRequirement]
+    record: PersonRecord | None,
+    team: TeamCatalog,
+    requirements: Sequence[MatcherRequirement],
+    readers: frozenset[int] | None = None,
 ) -> tuple[PersonRecord, frozenset[int]]:
     """The record an event is counted into (a new one if none) and the cohorts to evaluate after:
     all of them for a person the project did not know yet, else those reading the counted
-    matchers. The person is known from now on (design §4)."""
+    matchers (`readers`, when the caller has them already). The person is known from now on
+    (design §4)."""
     if record is None:
         record = PersonRecord()
-    affected = _ALL if not record.known else _cohorts_of(team, requirements)
+    if readers is None:
+        readers = _cohorts_of(team, requirements)
+    affected = _ALL if not record.known else readers
     record.known = True
     return record, affected
 
@@ -357,13 +363,124 @@ def _prune(record: PersonRecord, team: TeamCatalog, now_us: int) -> None:
                 del timestamps[: bisect.bisect_left(timestamps, cutoff)]
 
 
-def _cohorts_of(team: TeamCatalog, matched: list[MatcherRequirement]) -> frozenset[int]:
+def _cohorts_of(team: TeamCatalog, matched: Sequence[MatcherRequirement]) -> frozenset[int]:
     if not matched:
         return frozenset()
     found: set[int] = set()
     for requirement in matched:
         found |= team.cohorts_by_matcher.get(requirement.matcher_hash, frozenset())
     return frozenset(found)
+
+
+#: One step of a targeted evaluation: (cohort id, version, compiled cohort, references). References
+#: None: a target, always evaluated; else evaluated only when a cohort it refers to flipped here.
+_Step = tuple[int, int, Callable[[PlanRun], LeafResult], frozenset[int] | None]
+
+
+class _TeamMemo:
+    """What the fold derives from one team's catalog alone, remembered per input shape.
+
+    Events of one name carry a few combinations of the properties their filters read, and inputs
+    touch a few combinations of cohorts: the matchers an event matches (with the cohorts reading
+    them) and the steps of a targeted evaluation are worked out once per shape. Kept on the team's
+    plan (`TeamPlan.memo`), which a catalog change replaces along with the team (the memo refers
+    back to its team: a cycle the garbage collector reclaims with the old plan).
+    """
+
+    __slots__ = ("event_keys", "events", "steps", "team")
+
+    def __init__(self, team: TeamCatalog) -> None:
+        self.team = team
+        #: event name -> the properties its filters read, in a fixed order; None: not memoised
+        #: (a date filter also reads the event's timestamp)
+        self.event_keys: dict[str, tuple[str, ...] | None] = {}
+        self.events: dict[tuple[Any, ...], tuple[tuple[MatcherRequirement, ...], frozenset[int]]] = {}
+        self.steps: dict[frozenset[int], tuple[_Step, ...]] = {}
+
+
+def _memo(team: TeamCatalog) -> _TeamMemo:
+    plan = team.plan
+    memo = plan.memo
+    if not isinstance(memo, _TeamMemo) or memo.team is not team:  # a plan shared by two teams: re-derive
+        memo = plan.memo = _TeamMemo(team)
+    return memo
+
+
+def _event_matches(team: TeamCatalog, item: EventInput) -> tuple[Sequence[MatcherRequirement], frozenset[int]]:
+    """The team's matchers the event matches, and the live cohorts reading any of them.
+
+    Matching depends only on the event's name and the values of the properties its filters read
+    (and on its timestamp for date filters, which are never memoised). Only string or absent
+    values make a memo key: `True`, `1` and `1.0` are one dict key but not one property value.
+    """
+    requirements = team.by_event.get(item.event)
+    if not requirements:
+        return (), frozenset()
+    memo = _memo(team)
+    keys = memo.event_keys.get(item.event, _MISSING)
+    if keys is _MISSING:
+        keys = memo.event_keys[item.event] = _filter_keys(requirements)
+    if keys is None:
+        return _matched_by(team, requirements, item)
+    properties = item.properties
+    shape: tuple[Any, ...] = (item.event, *[properties.get(key) for key in keys])
+    for value in shape:
+        if value is not None and type(value) is not str:
+            return _matched_by(team, requirements, item)
+    found = memo.events.get(shape)
+    if found is None:
+        if len(memo.events) >= _MEMO_ENTRIES:
+            memo.events.clear()
+        found = memo.events[shape] = _matched_by(team, requirements, item)
+    return found
+
+
+def _filter_keys(requirements: Sequence[MatcherRequirement]) -> tuple[str, ...] | None:
+    """The event properties the requirements' filters read, sorted; None if a filter is on a date."""
+    keys: set[str] = set()
+    for requirement in requirements:
+        for event_filter in requirement.filters:
+            if event_filter.operator in DATE_OPERATORS:
+                return None
+            keys.add(event_filter.key)
+    return tuple(sorted(keys))
+
+
+def _matched_by(
+    team: TeamCatalog, requirements: Sequence[MatcherRequirement], item: EventInput
+) -> tuple[tuple[MatcherRequirement, ...], frozenset[int]]:
+    matched = tuple(
+        requirement
+        for requirement in requirements
+        if not requirement.filters or match_event(requirement.filters, item.properties, item.timestamp_us)
+    )
+    return matched, _cohorts_of(team, matched)
+
+
+def _targeted_steps(team: TeamCatalog, targets: frozenset[int], everything: bool) -> tuple[_Step, ...]:
+    """The steps evaluating `targets` and the cohorts that may follow a flip among them, in order.
+
+    `everything` (a member cohort is gone): every cohort of the team, so that those referring to
+    the gone one are found among them; not memoised, it happens once per person and gone cohort.
+    """
+    if everything:
+        return _steps_of(team, targets, team.ordered)
+    memo = _memo(team).steps
+    steps = memo.get(targets)
+    if steps is None:
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        steps = memo[targets] = _steps_of(team, targets, team.candidates(targets))
+    return steps
+
+
+def _steps_of(team: TeamCatalog, targets: frozenset[int], candidates: Iterable[Any]) -> tuple[_Step, ...]:
+    compiled = team.plan.compiled
+    references = team.references
+    return tuple(
+        (d.id, d.version, compiled[d.id], None if d.id in targets else references.get(d.id, frozenset()))
+        for d in candidates
+    )
 
 
 def _property_cohorts(team: TeamCatalog, before: Mapping[str, Any], after: Mapping[str, Any]) -> frozenset[int]:
@@ -504,26 +621,21 @@ def _settle(
         if affected is _ALL:
             _settle_all(plan, run, record, sketch, members, deadlines, flips, team_id, person_id, now_us)
         else:
-            targets = set(affected)
-            targets.update(c for c, deadline_us in deadlines.items() if deadline_us <= now_us)
-            # with a gone cohort, the loop below finds the cohorts referring to it among all of them
-            candidates = team.ordered if left else team.candidates(targets)
-            compiled = plan.compiled
+            due = [c for c, deadline_us in deadlines.items() if deadline_us <= now_us]
+            targets = affected.union(due) if due else affected
             changed = {flip.cohort_id for flip in left}
-            references = team.references
-            for definition in candidates:
-                cohort_id = definition.id
-                if not (cohort_id in targets or (changed and not changed.isdisjoint(references.get(cohort_id, ())))):
+            for cohort_id, version, compiled, refers in _targeted_steps(team, targets, bool(left)):
+                if refers is not None and (not changed or changed.isdisjoint(refers)):
                     continue
-                member, deadline_us = compiled[cohort_id](run)
+                member, deadline_us = compiled(run)
                 # the bit is applied at once: cohorts evaluated later (dependants) read it
                 if member != (cohort_id in members):
                     changed.add(cohort_id)
-                    flips.append(_new_flip(Flip, (team_id, person_id, cohort_id, member, definition.version, now_us)))
+                    flips.append(_new_flip(Flip, (team_id, person_id, cohort_id, member, version, now_us)))
                     if not member:
                         del members[cohort_id]
                 if member:
-                    members[cohort_id] = definition.version
+                    members[cohort_id] = version
                 if deadline_us is None:
                     deadlines.pop(cohort_id, None)
                 else:

@@ -134,14 +134,15 @@ def decode(raw: bytes) -> PersonRecord:
             deadlines = _unflatten(deadline_list)
             if len(applied) % 3:
                 raise ValueError("applied is not a list of triples")
-            applied_map = {(applied[i], applied[i + 1]): applied[i + 2] for i in range(0, len(applied), 3)}
+            triples = iter(applied)
+            applied_map = {(s, p): offset for s, p, offset in zip(triples, triples, triples)}  # noqa: B905 - checked
             flips = Outbox.from_groups(outbox)
         return PersonRecord(  # positional (the fields' order): cheaper than keywords, once per input
             bool(flags & _KNOWN),
             bool(flags & _DELETED),
             person_version,
             properties,
-            {matcher_hash: _matcher_state(body, version) for matcher_hash, body in matchers.items()},
+            {h: _matcher_state(state, version) for h, state in matchers.items()} if matchers else {},
             set(static),
             member_map,
             deadline,
