@@ -54,6 +54,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.transport.consumer import ensure_TPset
 
 __all__ = ["safe_fetching", "skipped"]
@@ -139,8 +140,8 @@ def safe_fetching(app: faust.App) -> None:
             committed = self._committed_offset.get(tp)
             if committed:
                 await self.seek(tp, committed)
-            else:
-                await self._thread.seek_to_beginning(tp)
+            else:  # aiokafka takes only its own TopicPartition here
+                await self._thread.seek_to_beginning(TopicPartition(tp.topic, tp.partition))
 
     SafeFetchingConsumer.__name__ = base.__name__
     app.transport.Consumer = SafeFetchingConsumer

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
@@ -253,6 +254,8 @@ class _Consumer:
         return self.assigned
 
     async def _seek_to_beginning(self, *tps: TP) -> None:
+        if not all(isinstance(tp, TopicPartition) for tp in tps):  # as aiokafka
+            raise TypeError("partitions must be TopicPartition instances")
         for tp in tps:
             await self.seek(tp, 0)
 
@@ -345,15 +348,24 @@ def test_the_fetch_loops_own_seek_during_a_rebalance_does_not_release_the_input_
     assert recovered == {control, changelog}
 
 
-@pytest.mark.parametrize("returns", ["before the recovery's seek", "after the recovery's seek"])
-def test_a_fetch_that_spans_an_assignment_hands_on_no_input_record_and_leaves_them_to_be_read_again(returns: str):
+@pytest.mark.parametrize(
+    ("returns", "committed", "sought"),
+    [
+        ("before the recovery's seek", 8, []),
+        ("after the recovery's seek", 8, [8]),
+        ("after the recovery's seek", None, [0]),
+    ],
+)
+def test_a_fetch_that_spans_an_assignment_hands_on_no_input_record_and_leaves_them_to_be_read_again(
+    returns: str, committed: int | None, sought: list[int]
+):
     """test_rebalance_recalculations: a fetch asked for with the previous assignment's partitions
     returned after the new one, with records of a kept control partition from before its seek
     (offset 25, committed 8). faust handed them on; the seek set the read offset back to 8, and the
     next record of the batch filed 9-25 as a gap, committed as processed: 10 recalculations never
     ran. Expected: the fetch's input records are dropped, changelog records kept, and the kept
     partition is read from its committed offset: by the recovery's seek if still to come, else by
-    a seek made again."""
+    a seek made again (to the beginning if it was never committed, as fix 3)."""
     kept, revoked, changelog = TP("control", 3), TP("control", 2), TP("persons-changelog", 3)
 
     async def scenario() -> tuple[Any, dict[TP, list[Any]]]:
@@ -370,14 +382,14 @@ def test_a_fetch_that_spans_an_assignment_hands_on_no_input_record_and_leaves_th
         if returns == "after the recovery's seek":
             consumer.resume_flow()
             await consumer.perform_seek()  # the stand-in notes the committed offsets, seeks nothing
-            consumer._committed_offset[kept] = 8
+            consumer._committed_offset[kept] = committed
             consumer.resume_flow()
         consumer.fetch_returns.set()
         return consumer, await under_way
 
     consumer, handed_on = asyncio.run(scenario())
     assert list(handed_on) == [changelog]
-    assert consumer.sought == ([] if returns == "before the recovery's seek" else [(kept, 8)])
+    assert consumer.sought == [(kept, offset) for offset in sought]
 
 
 def test_the_fetch_gets_a_copy_of_the_active_partitions_and_none_when_there_are_none():
