@@ -24,6 +24,12 @@ folded as soon as it is fetched (it used to wait for a 200 ms batch timeout). Th
 bounds how late a position that moved only over transaction markers is noticed (writers wait
 for those) and how late `stop()` is seen; an idle feeder wakes `1 / idle_wait_s` times a second.
 
+Fetching: the broker answers a fetch once it holds `api_fetch_min_bytes` (64 KiB) or after
+`api_fetch_wait_ms` (20 ms). With the defaults of librdkafka (1 byte) it answered at once, so under
+load the api asked for every few flips, and the broker's request handling is a large part of the
+machine's CPU (docs/benchmarks.md, 2026-11-27). The cost: a record read while little arrives waits
+up to the 20 ms, which a write waiting to read its own records adds to its answer.
+
 A record that cannot be folded is dead-lettered with its reason (design §7) and skipped: bad
 input never stops the thread. Topics that do not exist yet are retried until they do.
 """
@@ -139,6 +145,8 @@ class Feeder:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                "fetch.min.bytes": self._settings.api_fetch_min_bytes,
+                "fetch.wait.max.ms": self._settings.api_fetch_wait_ms,
                 "client.id": "cohorts-api-feeder",
                 "logger": logging.getLogger("api.kafka"),
             }

@@ -77,6 +77,9 @@ class LatencyConfig:
     #: Worker knobs for A/B runs (None: the worker's own default, stream.runtime.WorkerTuning).
     producer_linger_ms: int | None = None
     fetch_min_bytes: int | None = None
+    #: api knobs for A/B runs (None: the api's own default, cohorts.settings.Settings).
+    api_fetch_min_bytes: int | None = None
+    api_fetch_wait_ms: int | None = None
     poll_pause_s: float = 0.005
     #: Poll a flip cohort only once this process received one of its outstanding flips (CountPoller).
     poll_after_received: bool = True
@@ -91,6 +94,11 @@ class LatencyConfig:
             "--fetch-min-bytes": self.fetch_min_bytes,
         }
         return [part for flag, value in flags.items() if value is not None for part in (flag, _flag_value(value))]
+
+    def api_settings(self) -> dict[str, object]:
+        """Settings given to the api (none by default: its own defaults)."""
+        knobs = {"api_fetch_min_bytes": self.api_fetch_min_bytes, "api_fetch_wait_ms": self.api_fetch_wait_ms}
+        return {name: value for name, value in knobs.items() if value is not None}
 
 
 def _flag_value(value: float) -> str:
@@ -248,7 +256,9 @@ def run_latency(config: LatencyConfig, work_dir: Path, configured_bootstrap: str
     """The whole benchmark: broker, stack, cohorts, population, load, drain; the figures."""
     with (
         local_broker(work_dir, configured_bootstrap) as broker,
-        running_stack(broker.bootstrap, config.partitions, work_dir, config.worker_args()) as stack,
+        running_stack(
+            broker.bootstrap, config.partitions, work_dir, config.worker_args(), config.api_settings()
+        ) as stack,
         ExitStack() as exits,
     ):
         print(f"worker and api up; topics {stack.topics.prefix}*, {config.partitions} partitions", flush=True)
@@ -402,6 +412,7 @@ def latency_section(result: LatencyResult, command: str, machine: dict[str, str]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     measured = sum(1 for f in result.flips if not f.warm_up)
     knobs = shlex.join(c.worker_args()) or "defaults"
+    api_knobs = ", ".join(f"{name}={value}" for name, value in c.api_settings().items()) or "defaults"
     parts = [
         f"## Event-to-API latency (benchmark 2), {stamp}",
         "",
@@ -412,7 +423,7 @@ def latency_section(result: LatencyResult, command: str, machine: dict[str, str]
         f"{round(1 / c.flip_fraction)} a flip (a new person doing `bench_flip_<k>`, entering one of "
         f"{c.flip_cohorts} flip cohorts); {measured:,} flips measured after a {c.warmup_s:g} s warm-up. "
         f"Background: {c.cohorts} cohorts from `bench.ingest.benchmark_cohorts`, {c.persons:,} demo persons, "
-        f"{c.partitions} partitions, one worker (knobs: {knobs}), one api (defaults).",
+        f"{c.partitions} partitions, one worker (knobs: {knobs}), one api ({api_knobs}).",
         "",
         "| machine | |",
         "|---|---|",
@@ -447,6 +458,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--commit-interval", type=float, default=None, help="worker knob (default: its own)")
     parser.add_argument("--producer-linger-ms", type=int, default=None, help="worker knob (default: its own)")
     parser.add_argument("--fetch-min-bytes", type=int, default=None, help="worker knob (default: its own)")
+    parser.add_argument("--api-fetch-min-bytes", type=int, default=None, help="api knob (default: its own)")
+    parser.add_argument("--api-fetch-wait-ms", type=int, default=None, help="api knob (default: its own)")
     parser.add_argument("--poll-pause-ms", type=float, default=d.poll_pause_s * 1000)
     parser.add_argument(
         "--poll-from",
@@ -473,6 +486,8 @@ def main(argv: list[str] | None = None) -> None:
         commit_interval_s=args.commit_interval,
         producer_linger_ms=args.producer_linger_ms,
         fetch_min_bytes=args.fetch_min_bytes,
+        api_fetch_min_bytes=args.api_fetch_min_bytes,
+        api_fetch_wait_ms=args.api_fetch_wait_ms,
         poll_pause_s=args.poll_pause_ms / 1000,
         poll_after_received=args.poll_from == "received",
     )

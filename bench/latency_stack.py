@@ -127,8 +127,16 @@ def _ready(url: str) -> bool:
 
 
 @contextmanager
-def running_stack(bootstrap: str, partitions: int, work_dir: Path, worker_args: list[str]) -> Iterator[Stack]:
-    """Fresh topics, a project and key, a worker and an api, both ready; stopped on exit."""
+def running_stack(
+    bootstrap: str,
+    partitions: int,
+    work_dir: Path,
+    worker_args: list[str],
+    api_settings: dict[str, object] | None = None,
+) -> Iterator[Stack]:
+    """Fresh topics, a project and key, a worker and an api, both ready; stopped on exit.
+
+    `api_settings`: extra `Settings` fields for the api (A/B runs), given as its `COHORTS_*` variables."""
     topics = Topics(prefix=f"lat{uuid.uuid4().hex[:8]}_", partitions=partitions)
     ensure_topics(bootstrap, topics.specs())
     settings = Settings(
@@ -143,7 +151,8 @@ def running_stack(bootstrap: str, partitions: int, work_dir: Path, worker_args: 
     http = None
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
-        api = spawn(["-m", "cli", "api"], env=_env(settings, api_host="127.0.0.1", api_port=api_port), log_path=api_log)
+        api_env = _env(settings, api_host="127.0.0.1", api_port=api_port, **(api_settings or {}))
+        api = spawn(["-m", "cli", "api"], env=api_env, log_path=api_log)
         url = f"http://127.0.0.1:{api_port}"
         wait_for("worker ready", lambda: "[^Worker]: Ready" in worker_log.read_text(errors="replace"), 120, worker_log)
         wait_for("api ready", lambda: _ready(url), 60, api_log)

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     worker_web_host: str = Field(default="127.0.0.1", description="worker's metrics/health interface")
     worker_web_port: int = Field(default=6066, ge=0, le=65535, description="worker's metrics/health port")
     log_format: str = Field(default="text", pattern="^(text|json)$")
+    api_fetch_min_bytes: int = Field(
+        default=64 * 1024,
+        ge=1,
+        description="api: the broker answers the views' fetch once it holds this many bytes, or after the wait",
+    )
+    api_fetch_wait_ms: int = Field(
+        default=20, ge=0, le=500, description="api: longest the broker holds the views' fetch (added to a write)"
+    )
 
     @field_validator("topic_prefix")
     @classmethod

@@ -112,6 +112,13 @@ def test_worker_knobs_reach_the_worker_only_when_given() -> None:
     assert LatencyConfig(fetch_min_bytes=1_000_000).worker_args() == ["--fetch-min-bytes", "1000000"]
 
 
+def test_api_knobs_reach_the_api_only_when_given() -> None:
+    assert LatencyConfig().api_settings() == {}
+    config = LatencyConfig(api_fetch_min_bytes=1, api_fetch_wait_ms=500)
+    assert config.api_settings() == {"api_fetch_min_bytes": 1, "api_fetch_wait_ms": 500}
+    assert LatencyConfig(api_fetch_wait_ms=0).api_settings() == {"api_fetch_wait_ms": 0}
+
+
 def test_at_the_rates_issue_7_names_its_flip_target_is_judged_too() -> None:
     """(a) at 300 ms: over issue 7's 250 ms at 1,000 events/s, no target of its own at 2,000."""
     flips = [flip(i, flip_seen_s=100.3, visible_s=100.4) for i in range(100)]
