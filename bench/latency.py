@@ -37,7 +37,7 @@ import orjson
 
 from bench.common import local_broker, process_cpu_s
 from bench.ingest import benchmark_cohorts
-from bench.latency_probes import CountPoller, Flip, StageSummary, TopicWatcher, summarise
+from bench.latency_probes import CountPoller, Flip, StageSummary, TopicWatcher, percentile, summarise
 from bench.latency_stack import Stack, running_stack, wait_for
 from bench.report import load_average, machine_info, publish
 from cli.demo_data import DemoPopulation, clickhouse_time
@@ -345,6 +345,26 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
+def tail_by_slice(flips: list[Flip], slice_s: float = 10.0) -> list[tuple[float, int, float]]:
+    """(start s into the load, flips, p99 ms of (b)) per `slice_s` of the load, over the flips
+    visible at all: tells a slow start (a broker still warming up) from a tail spread over the run."""
+    start = min((f.produced_s for f in flips), default=0.0)
+    slices: dict[int, list[float]] = {}
+    for f in flips:
+        if not f.warm_up and f.visible_s is not None:
+            slices.setdefault(int((f.produced_s - start) // slice_s), []).append((f.visible_s - f.produced_s) * 1000)
+    return [(k * slice_s, len(v), percentile(v, 99)) for k, v in sorted(slices.items())]
+
+
+def _tail_line(flips: list[Flip]) -> str:
+    slices = tail_by_slice(flips)
+    if not slices:
+        return "p99 of (b) per 10 s of the load: no flip was visible."
+    return "p99 of (b) per 10 s of the load (from its first event): " + ", ".join(
+        f"{start:g}-{start + 10:g} s {p99:,.0f} ms ({n})" for start, n, p99 in slices
+    )
+
+
 def stages_table(stages: list[StageSummary]) -> str:
     lines = ["| stage | flips | missing | p50 ms | p95 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|---:|"]
     for s in stages:
@@ -432,6 +452,7 @@ def latency_section(result: LatencyResult, command: str, machine: dict[str, str]
         stages_table(result.stages),
         "",
         f"- {verdict(result)}",
+        f"- {_tail_line(result.flips)}",
         f"- CPU during the load: worker {_core_share(result.worker_cpu_share)}, "
         f"api {_core_share(result.api_cpu_share)}, this benchmark process {_core_share(result.bench_cpu_share)}; "
         f"{result.poll_requests:,} GET polls ({result.poll_requests / result.load_seconds:,.0f}/s) while flips "

@@ -5,7 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bench.latency import LatencyConfig, LatencyResult, flip_schedule, latency_section, stages_of, verdict
+from bench.latency import (
+    LatencyConfig,
+    LatencyResult,
+    flip_schedule,
+    latency_section,
+    stages_of,
+    tail_by_slice,
+    verdict,
+)
 from bench.latency_probes import CountPoller, Flip, percentile, summarise
 
 
@@ -110,6 +118,19 @@ def test_worker_knobs_reach_the_worker_only_when_given() -> None:
     config = LatencyConfig(commit_interval_s=0.5, producer_linger_ms=2, fetch_min_bytes=1)
     assert config.worker_args() == ["--commit-interval", "0.5", "--producer-linger-ms", "2", "--fetch-min-bytes", "1"]
     assert LatencyConfig(fetch_min_bytes=1_000_000).worker_args() == ["--fetch-min-bytes", "1000000"]
+
+
+def test_the_tail_is_shown_per_10_s_slice_of_the_load_without_the_warm_up_or_unseen_flips() -> None:
+    """A slow start and a steady run give the same overall p99; the slices tell them apart."""
+    flips = [flip(0, produced_s=100.0, visible_s=109.0, warm_up=True)]
+    for i in range(1, 200):  # the first 5 s at 2 s, then 0.2 s
+        produced = 100.0 + i / 10
+        flips.append(flip(i, produced_s=produced, visible_s=produced + (2.0 if i < 50 else 0.2)))
+    flips.append(flip(200, produced_s=119.0))  # never visible
+    slices = tail_by_slice(flips)
+    assert [(start, n) for start, n, _ in slices] == [(0.0, 99), (10.0, 100)]
+    assert [round(p99) for _, _, p99 in slices] == [2000, 200]
+    assert tail_by_slice([]) == []
 
 
 def test_api_knobs_reach_the_api_only_when_given() -> None:
