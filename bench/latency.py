@@ -5,8 +5,9 @@
 
 One command: a broker (`COHORTS_KAFKA_BOOTSTRAP`, else a local one for the run), topics under a
 fresh prefix, one worker (`python -m stream`) and one api (`python -m cli api`) as subprocesses,
-a project and key (`api.admin`), a cohort set created through the api, a preloaded population,
-then a steady stream of PostHog-format events. Every `1 / flip_fraction`-th event is a *flip*: a
+a project and key (`api.admin`), a cohort set created through the api, a preloaded population
+and its past events (folded first, so the load meets a steady state, not a population's first
+day), then a steady stream of PostHog-format events. Every `1 / flip_fraction`-th event is a *flip*: a
 person never seen before does `bench_flip_<k>`, so exactly one person enters flip cohort k
 ("did bench_flip_<k> in the last day"); the other events are the demo population's.
 
@@ -85,6 +86,12 @@ class LatencyConfig:
     poll_after_received: bool = True
     drain_timeout_s: float = 30.0
     preload_timeout_s: float = 900.0
+    #: The population's past, folded before the load: this many events per person, timestamped evenly
+    #: over the `history_span_s` before it. Without a past, the load's first events bring every person
+    #: into the behavioural background cohorts at once, a start-up burst of flips rather than the steady
+    #: state the target names; `--history-per-person 0` measures that burst.
+    history_per_person: float = 10.0
+    history_span_s: float = 600.0
 
     def worker_args(self) -> list[str]:
         """Flags given to `python -m stream` (none by default: the worker's own defaults)."""
@@ -122,6 +129,8 @@ class LatencyResult:
     poll_requests: int = 0
     poll_errors: list[str] = field(default_factory=list)
     worker_lag_at_end: int | None = None
+    #: Flips of the background cohorts the worker sent in each 10 s of the load (none of the probe's).
+    background_flips: list[int] | None = None
     loads: list[tuple[str, str]] = field(default_factory=list)
     kafka_version: str = ""
 
@@ -171,8 +180,34 @@ def _prepare(stack: Stack, config: LatencyConfig) -> tuple[list[int], DemoPopula
     # seconds of load would measure that backlog, not steady state.
     changes = stack.topics.membership_changed
     wait_for("population's flips applied by the api", lambda: stack.api_behind(changes) == 0, 300, stack.api_log)
-    print(f"{config.persons:,} persons folded in {time.monotonic() - started:.0f} s; load starts", flush=True)
+    print(f"{config.persons:,} persons folded in {time.monotonic() - started:.0f} s", flush=True)
+    _replay_history(stack, config, population)
+    print("load starts", flush=True)
     return flip_ids, population
+
+
+def history_times_us(count: int, span_s: float, now_us: int) -> list[int]:
+    """`count` instants spread evenly over the `span_s` seconds before `now_us`, oldest first."""
+    step_us = span_s * 1_000_000 / count if count else 0.0
+    return [now_us - round((count - i) * step_us) for i in range(count)]
+
+
+def _replay_history(stack: Stack, config: LatencyConfig, population: DemoPopulation) -> None:
+    """The population's past events, folded by the worker and their flips applied by the api."""
+    count = round(config.history_per_person * config.persons)
+    if count == 0:
+        return
+    started = time.monotonic()
+    producer = json_producer(stack.settings.bootstrap)
+    for at_us in history_times_us(count, config.history_span_s, time.time_ns() // 1000):
+        event = population.event(at_us)
+        produce_json(producer, stack.topics.events, event["uuid"], event)
+    producer.flush(60)
+    topics = [stack.topics.events, stack.topics.person_inputs]
+    wait_for("history folded", lambda: stack.worker_lag(topics) == 0, config.preload_timeout_s, stack.worker_log)
+    changes = stack.topics.membership_changed
+    wait_for("history's flips applied by the api", lambda: stack.api_behind(changes) == 0, 300, stack.api_log)
+    print(f"{count:,} past events folded in {time.monotonic() - started:.0f} s", flush=True)
 
 
 class _Probes:
@@ -180,6 +215,8 @@ class _Probes:
 
     def __init__(self, stack: Stack, flip_ids: list[int], config: LatencyConfig) -> None:
         self.flips: list[Flip] = []
+        #: CreateTime (ms) of every other flip received: the background's churn.
+        self.background_ms: list[int] = []
         self._by_person: dict[bytes, Flip] = {}
         self._team_prefix = f"{stack.team_id}:".encode()
         bootstrap = stack.settings.bootstrap
@@ -216,7 +253,10 @@ class _Probes:
 
     def _on_change(self, key: bytes | None, value: bytes | None, create_ms: int, seen_s: float) -> None:
         flip = self._by_person.get(key or b"")
-        if flip is None or flip.flip_ms is not None or value is None:
+        if flip is None:
+            self.background_ms.append(create_ms)
+            return
+        if flip.flip_ms is not None or value is None:
             return
         change = MembershipChange.from_bytes(value)
         if change.cohort_id == flip.cohort_id and change.status == "entered":
@@ -268,7 +308,9 @@ def run_latency(config: LatencyConfig, work_dir: Path, configured_bootstrap: str
         loads = [("load start", load_average())]
         pids = (stack.worker.pid, stack.api.pid, os.getpid())
         cpu_before = [process_cpu_s(pid) for pid in pids]
+        load_start_ms = time.time_ns() // 1_000_000
         sent, seconds = _drive(stack, config, probes, population)
+        load_end_ms = time.time_ns() // 1_000_000
         cpu_after = [process_cpu_s(pid) for pid in pids]
         lag_at_end = stack.worker_lag([stack.topics.events])
         loads.append(("load end", load_average()))
@@ -276,6 +318,7 @@ def run_latency(config: LatencyConfig, work_dir: Path, configured_bootstrap: str
         deadline = time.monotonic() + config.drain_timeout_s
         while time.monotonic() < deadline and not probes.settled():
             time.sleep(0.2)
+        background = per_slice(probes.background_ms, load_start_ms, load_end_ms)
         return LatencyResult(
             config=config,
             flips=probes.flips,
@@ -288,10 +331,20 @@ def run_latency(config: LatencyConfig, work_dir: Path, configured_bootstrap: str
             poll_requests=probes.poller.requests,
             poll_errors=probes.poller.errors[:5],
             worker_lag_at_end=lag_at_end,
+            background_flips=background,
             worker_consumed=sent - lag_at_end,
             loads=loads,
             kafka_version=broker.kafka_version,
         )
+
+
+def per_slice(instants_ms: list[int], start_ms: int, end_ms: int, slice_ms: int = 10_000) -> list[int]:
+    """How many of `instants_ms` fall in each `slice_ms` from `start_ms` up to `end_ms` (inclusive)."""
+    counts = [0] * ((end_ms - start_ms) // slice_ms + 1)
+    for ms in instants_ms:
+        if start_ms <= ms <= end_ms:
+            counts[(ms - start_ms) // slice_ms] += 1
+    return counts
 
 
 def _share(before: float | None, after: float | None, seconds: float) -> float | None:
@@ -421,6 +474,25 @@ def _throughput(result: LatencyResult) -> str:
     return text + "."
 
 
+def _history(config: LatencyConfig) -> str:
+    if config.history_per_person == 0:
+        return "no past (the load starts from an empty history)"
+    return (
+        f"{config.history_per_person:g} past events each over the {config.history_span_s:g} s before the load "
+        "(folded before it)"
+    )
+
+
+def _background(result: LatencyResult) -> str:
+    if result.background_flips is None:
+        return "Background flips: not counted."
+    total = sum(result.background_flips)
+    return (
+        f"Background flips the worker sent during the load: {total:,} ({total / result.load_seconds:,.0f}/s); "
+        "per 10 s: " + ", ".join(f"{n:,}" for n in result.background_flips)
+    )
+
+
 def _poll_start(config: LatencyConfig) -> str:
     if config.poll_after_received:
         return "each flip cohort polled once this process had received one of its outstanding flips from Kafka"
@@ -442,7 +514,8 @@ def latency_section(result: LatencyResult, command: str, machine: dict[str, str]
         f"({result.produced / result.load_seconds:,.0f}/s; target {c.rate:,.0f}/s), one in "
         f"{round(1 / c.flip_fraction)} a flip (a new person doing `bench_flip_<k>`, entering one of "
         f"{c.flip_cohorts} flip cohorts); {measured:,} flips measured after a {c.warmup_s:g} s warm-up. "
-        f"Background: {c.cohorts} cohorts from `bench.ingest.benchmark_cohorts`, {c.persons:,} demo persons, "
+        f"Background: {c.cohorts} cohorts from `bench.ingest.benchmark_cohorts`, {c.persons:,} demo persons "
+        f"with {_history(c)}, "
         f"{c.partitions} partitions, one worker (knobs: {knobs}), one api ({api_knobs}).",
         "",
         "| machine | |",
@@ -458,6 +531,7 @@ def latency_section(result: LatencyResult, command: str, machine: dict[str, str]
         f"{result.poll_requests:,} GET polls ({result.poll_requests / result.load_seconds:,.0f}/s) while flips "
         f"were outstanding, {_poll_start(c)}.",
         f"- {_throughput(result)}",
+        f"- {_background(result)}",
         "- Load average (1, 5, 15 min): " + "; ".join(f"{n}: {v}" for n, v in result.loads),
     ]
     if result.poll_errors:
@@ -476,6 +550,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cohorts", type=int, default=d.cohorts, help="background cohorts")
     parser.add_argument("--persons", type=int, default=d.persons, help="background population")
     parser.add_argument("--partitions", type=int, default=d.partitions)
+    parser.add_argument(
+        "--history-per-person", type=float, default=d.history_per_person, help="past events per person (0: none)"
+    )
+    parser.add_argument("--history-span", type=float, default=d.history_span_s, help="seconds the past covers")
     parser.add_argument("--commit-interval", type=float, default=None, help="worker knob (default: its own)")
     parser.add_argument("--producer-linger-ms", type=int, default=None, help="worker knob (default: its own)")
     parser.add_argument("--fetch-min-bytes", type=int, default=None, help="worker knob (default: its own)")
@@ -504,6 +582,8 @@ def main(argv: list[str] | None = None) -> None:
         cohorts=args.cohorts,
         persons=args.persons,
         partitions=args.partitions,
+        history_per_person=args.history_per_person,
+        history_span_s=args.history_span,
         commit_interval_s=args.commit_interval,
         producer_linger_ms=args.producer_linger_ms,
         fetch_min_bytes=args.fetch_min_bytes,

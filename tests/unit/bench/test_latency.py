@@ -9,7 +9,9 @@ from bench.latency import (
     LatencyConfig,
     LatencyResult,
     flip_schedule,
+    history_times_us,
     latency_section,
+    per_slice,
     stages_of,
     tail_by_slice,
     verdict,
@@ -103,14 +105,35 @@ def test_the_report_section_names_the_command_the_verdict_and_how_far_behind_the
         worker_cpu_share=0.5,
         worker_lag_at_end=200,
         worker_consumed=800,
+        background_flips=[300, 50],
         loads=[("load start", "1.00, 1.00, 1.00")],
     )
     section = latency_section(result, ".venv/bin/python -m bench.latency --rate 100", {"CPU": "test"})
+    assert "20,000 demo persons with 10 past events each over the 600 s before the load" in section
+    assert "Background flips the worker sent during the load: 350 (35/s); per 10 s: 300, 50" in section
     assert "Command: `.venv/bin/python -m bench.latency --rate 100`" in section
     assert "| (b) produced -> visible in GET cohorts/:id/ count | 10 | 0 | 200 | 200 | 200 | 200 |" in section
     assert "committed 800 of 1,000 events during the load (80/s)" in section
     assert "200 events behind" in section and "6.25 ms of worker CPU per event consumed" in section
     assert ": met: p99 = 200 ms" in section
+
+
+def test_the_past_is_spread_evenly_over_its_span_oldest_first_and_ends_before_now() -> None:
+    times = history_times_us(4, 2.0, now_us=10_000_000)
+    assert times == [8_000_000, 8_500_000, 9_000_000, 9_500_000]
+    assert history_times_us(0, 600.0, now_us=10_000_000) == []
+    section = latency_section(
+        LatencyResult(config=LatencyConfig(history_per_person=0), flips=[], produced=1, load_seconds=1.0,
+                      stages=stages_of([])),
+        "cmd",
+        {},
+    )  # fmt: skip
+    assert "no past (the load starts from an empty history)" in section and "Background flips: not counted." in section
+
+
+def test_background_flips_are_counted_per_10_s_of_the_load_edges_included() -> None:
+    instants = [999, 1_000, 10_999, 11_000, 25_000, 25_001]
+    assert per_slice(instants, start_ms=1_000, end_ms=25_000) == [2, 1, 1]
 
 
 def test_worker_knobs_reach_the_worker_only_when_given() -> None:
