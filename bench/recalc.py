@@ -190,6 +190,7 @@ def _recalculate(
         result.written += encode(folded.record) != raw  # not written: the fast mode starts from this state
         result.members += cohort_id in folded.record.members
         result.flips += len(folded.flips)
+    store.write_pending()  # the worker writes them at its next commit: part of the recalculation's cost
     result.seconds = time.perf_counter() - wall
     result.cpu_s = time.process_time() - cpu
     return result

@@ -89,7 +89,11 @@ def create_app(
     quiet_monitor(app)
     fast = FastProducer(settings.bootstrap, linger_ms=tuning.producer_linger_ms)
     runtime = Runtime.build(app, settings, topics, clock or wall_clock_us, tuning, partitioner, fast)
-    attach_fast_producer(app, fast, before=[runtime.input_batches.flush], after=[runtime.changelog.persist])
+    # Held person writes reach RocksDB right before the changelog offsets are noted (both synchronous,
+    # so no write comes in between), and so before any commit (stream.state.store).
+    attach_fast_producer(
+        app, fast, before=[runtime.input_batches.flush], after=[runtime.store.write_pending, runtime.changelog.persist]
+    )
     ingest.install(app, runtime)
     person.install(app, runtime)
     control.install(app, runtime)

@@ -9,7 +9,7 @@ from rocksdict import Options, Rdict
 
 from stream.state.codec import encode
 from stream.state.record import SOURCE_CONTROL, OutboxFlip, PersonRecord
-from stream.state.store import PersonStore
+from stream.state.store import PENDING_MAX, PersonStore
 
 
 class _Data:
@@ -52,6 +52,48 @@ def test_put_then_get_round_trips_skips_identical_writes_and_sends_each_write_to
     assert len(changelog) == 1
     assert store.get(b"1:a", 0) == (None, None)  # each partition is its own database
     assert store.get(b"1:missing", 1) == (None, None)
+
+
+def test_writes_are_held_until_write_pending_yet_every_read_sees_them(table):
+    changelog = _Changelog()
+    store = PersonStore(table, changelog.send)
+    db = table.data._db_for_partition(1)
+    db[b"1:b"] = encode(PersonRecord(known=False))
+    store.put(b"1:a", PersonRecord(known=True), 1)
+    store.put(b"1:b", PersonRecord(known=True, properties={"v": 2}), 1)
+    assert db.get(b"1:a") is None  # held, not written
+    assert store.get(b"1:a", 1)[1] == PersonRecord(known=True)
+    assert store.get(b"1:b", 1)[1] == PersonRecord(known=True, properties={"v": 2})  # held, not stored
+    assert len(changelog) == 2  # the changelog is sent at once
+    store.write_pending()
+    assert db.get(b"1:a") == changelog[0][2] and db.get(b"1:b") == changelog[1][2]
+    store.write_pending()  # nothing held: nothing to do
+    assert store.get(b"1:a", 1)[0] == changelog[0][2]
+
+
+def test_a_scan_writes_its_partitions_held_writes_first_and_does_not_see_writes_made_during_it(table):
+    store = PersonStore(table, _Changelog().send)
+    store.put(b"1:a", PersonRecord(known=True), 0)
+    store.put(b"1:c", PersonRecord(known=True), 1)
+    assert [k for k, _ in store.scan(0)] == [b"1:a"]
+    assert table.data._db_for_partition(1).get(b"1:c") is None  # another partition's writes stay held
+    seen = []
+    for key, _ in store.scan(0):
+        seen.append(key)
+        store.put(b"1:b", PersonRecord(known=True), 0)
+        store.write_pending()
+    assert seen == [b"1:a"]
+    assert [k for k, _ in store.scan(0)] == [b"1:a", b"1:b"]
+
+
+def test_a_partition_holding_pending_max_writes_writes_them_as_one_batch(table):
+    store = PersonStore(table, _Changelog().send)
+    db = table.data._db_for_partition(0)
+    for n in range(PENDING_MAX - 1):
+        store.put(f"1:{n:05d}".encode(), PersonRecord(known=True), 0)
+    assert db.get(b"1:00000") is None
+    store.put(b"1:last", PersonRecord(known=True), 0)
+    assert db.get(b"1:00000") is not None and db.get(b"1:last") is not None
 
 
 def test_rewrite_sends_the_stored_bytes_to_the_changelog_without_touching_the_database(table):
@@ -105,6 +147,7 @@ def test_rebuild_returns_records_whose_control_flips_may_not_have_been_sent(tabl
 def test_a_database_reopened_after_a_rebalance_is_the_one_used(table, tmp_path: Path) -> None:
     store = PersonStore(table, _Changelog().send)
     store.put(b"1:a", PersonRecord(), 0)
+    store.write_pending()  # the pre-commit flush, which faust runs before it drops a revoked partition
     first = table.data._dbs.pop(0)  # faust closes a revoked partition's database ...
     first.close()
     table.data._dbs[0] = Rdict(str(tmp_path / "p0-again"), Options(raw_mode=True))  # ... and opens it again
