@@ -12,8 +12,8 @@ scan of the partition, when a partition holds `PENDING_MAX` of them, and by `wri
 worker's pre-commit flush calls it right before it notes the changelog offsets Kafka acknowledged,
 so a noted offset never covers a write the database lacks, and every commit and every hand-over
 of a revoked partition's database comes after it. Why: rocksdict releases the GIL in every `put`,
-and under load taking it back from faust's consumer thread cost the fold about 45 µs a write, ten
-times the write (docs/design-engine.md, "Writes in batches"); a batch releases it once. `get`
+and taking it back from a busy thread (faust's consumer thread, in the worker) made a 6 µs write
+cost tens of µs (docs/design-engine.md, "Writes in batches"); a batch releases it once. `get`
 reads the held writes first, so no reader sees the difference.
 
 Deadline indexes are derived state: one per partition, built from a scan the first time the
