@@ -392,12 +392,8 @@ def _prepare_sequence(leaf: BehavioralLeaf) -> Callable[[LeafContext], LeafResul
         if not firsts:  # nothing paired: 0 now and at every later instant
             return False, None
         followers = facts.timestamps_us(seq_hash)
-        counts: dict[int, int] = {}
-        for t1 in firsts:
-            if _has_follower(followers, t1, gap):
-                bucket = t1 // bucket_us
-                counts[bucket] = counts.get(bucket, 0) + 1
-        return _in_bucket_window(counts, granularity, span, context.now_us, _at_least_one)
+        paired = [t1 for t1 in firsts if _has_follower(followers, t1, gap)]
+        return _in_bucket_window(_bucket_counts(paired, bucket_us), granularity, span, context.now_us, _at_least_one)
 
     return sequence
 
@@ -554,11 +550,17 @@ def _in_window(
     if timestamps is None:
         counts = run.facts.buckets(leaf.matcher_hash, granularity)
     else:
-        bucket_us = BUCKET_US[granularity]
-        counts = {}
-        for ts in timestamps:
-            counts[ts // bucket_us] = counts.get(ts // bucket_us, 0) + 1
+        counts = _bucket_counts(timestamps, BUCKET_US[granularity])
     return _in_bucket_window(counts, granularity, span, run.now_us, test)
+
+
+def _bucket_counts(timestamps: Iterable[int], bucket_us: int) -> dict[int, int]:
+    """Events per bucket, as the facts keep them, for instants the facts do not bucket (paired first steps)."""
+    counts: dict[int, int] = {}
+    for ts in timestamps:
+        bucket = ts // bucket_us
+        counts[bucket] = counts.get(bucket, 0) + 1
+    return counts
 
 
 def _at_least_one(count: int) -> bool:
