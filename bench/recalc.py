@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import resource
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -98,22 +100,34 @@ NEW_COHORTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Active cohorts of the team before the new ones (`bench.fold_micro.micro_catalog`).
+_COHORTS = 100
+
+
+def _catalog(cohorts: int) -> Catalog:
+    catalog = Catalog()
+    for offset, record in enumerate(micro.micro_catalog(1, cohorts)):
+        catalog.apply(str(record.id).encode(), record.to_bytes(), offset)
+    return catalog
+
+
 class _Partitions:
     """What `PersonStore` needs of a faust table: each partition's RocksDB (`table.data`)."""
 
-    def __init__(self, root: Path, partitions: int) -> None:
+    def __init__(self, root: Path, partitions: int, only: list[int] | None = None) -> None:
         options = RocksDBOptions(**ROCKSDB_OPTIONS)
-        self.dbs = [options.open(root / f"p{p}") for p in range(partitions)]
-        self.data = self  # PersonStore reads `table.data._db_for_partition(p)`
+        self.partitions = partitions
+        self._dbs = {p: options.open(root / f"p{p}") for p in (range(partitions) if only is None else only)}
+        self.data = self  # PersonStore reads `table.data._db_for_partition(p)` and `table.data._dbs`
 
     def partition_of(self, key: bytes) -> int:
-        return zlib.crc32(key) % len(self.dbs)
+        return zlib.crc32(key) % self.partitions
 
     def _db_for_partition(self, partition: int) -> Any:
-        return self.dbs[partition]
+        return self._dbs[partition]
 
     def close(self) -> None:
-        for db in self.dbs:
+        for db in self._dbs.values():
             db.close()
 
 
@@ -141,20 +155,18 @@ def _templates(catalog: Catalog, persons: int, events: int) -> list[bytes]:
 def _load(table: _Partitions, templates: list[bytes], persons: int) -> None:
     from rocksdict import WriteBatch
 
-    batches = [WriteBatch(raw_mode=True) for _ in table.dbs]
+    batches = {p: WriteBatch(raw_mode=True) for p in range(table.partitions)}
     for n in range(persons):
         key = f"1:{hashlib.md5(str(n).encode()).hexdigest()}".encode()
         batches[table.partition_of(key)].put(key, templates[n % len(templates)])
-        if n % 100_000 == 99_999:
-            for db, batch in zip(table.dbs, batches, strict=True):
-                db.write(batch)
-            batches = [WriteBatch(raw_mode=True) for _ in table.dbs]
-    for db, batch in zip(table.dbs, batches, strict=True):
-        db.write(batch)
+        if n % 100_000 == 99_999 or n == persons - 1:
+            for partition, batch in batches.items():
+                table._db_for_partition(partition).write(batch)
+            batches = {p: WriteBatch(raw_mode=True) for p in range(table.partitions)}
 
 
-def _scan(store: PersonStore, partitions: int, limit: int | None) -> Iterator[tuple[int, bytes, bytes]]:
-    for partition in range(partitions):
+def _scan(store: PersonStore, partitions: list[int], limit: int | None) -> Iterator[tuple[int, bytes, bytes]]:
+    for partition in partitions:
         for n, (key, raw) in enumerate(store.scan(partition, b"1:")):
             if limit is not None and n >= limit:
                 break
@@ -162,9 +174,9 @@ def _scan(store: PersonStore, partitions: int, limit: int | None) -> Iterator[tu
 
 
 def _recalculate(
-    store: PersonStore, catalog: Catalog, cohort_id: int, partitions: int, mode: str, limit: int | None
+    store: PersonStore, catalog: Catalog, cohort_id: int, partitions: list[int], mode: str, limit: int | None
 ) -> _Result:
-    """One cohort over every partition, as `control.recalculate` does (fast) or did (full)."""
+    """One cohort over the partitions, as `control.recalculate` does (fast) or did (full)."""
     from stream.state.codec import decode, encode, sketch
 
     result = _Result()
@@ -181,7 +193,7 @@ def _recalculate(
                 result.flips += len(fold.recalculate(first_look, 1, person_id, origin, team, now_us, cohort_id))
                 result.folded += 1
                 result.written += store.put(key, first_look, partition, raw)
-            result.members += cohort_id in first_look.members
+            result.members += first_look.is_member(cohort_id)
             continue
         team_id, person_id = fold.split_person_key(key.decode())
         folded = fold.reevaluate(decode(raw), team_id, person_id, origin, team, now_us, None)
@@ -196,6 +208,64 @@ def _recalculate(
     return result
 
 
+def _share(conn: Connection, work_dir: Path, partitions: int, mine: list[int], cohorts: int) -> None:
+    """A child of `_Shares`: recalculates each cohort it is sent over its own partitions."""
+    catalog = _catalog(cohorts)
+    table = _Partitions(work_dir, partitions, only=mine)
+    store = PersonStore(table, changelog=lambda partition, key, value: None)
+    conn.send("ready")
+    try:
+        while (order := conn.recv()) is not None:
+            cohort_id, record, offset = order
+            catalog.apply(str(cohort_id).encode(), record, offset)
+            conn.send(_recalculate(store, catalog, cohort_id, mine, "fast", None))
+    finally:
+        table.close()
+
+
+class _Shares:
+    """`processes` child processes, each holding every `processes`-th partition, as the workers of one
+    consumer group hold theirs: a recalculation is final when the slowest share has finished.
+
+    Spawned, not forked: a RocksDB opened after a fork from a process that had one open inherits its
+    background threads' state without the threads, and closing it hangs."""
+
+    def __init__(self, work_dir: Path, partitions: int, processes: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._processes = []
+        for index in range(processes):
+            ours, theirs = context.Pipe()
+            mine = list(range(index, partitions, processes))
+            process = context.Process(target=_share, args=(theirs, work_dir, partitions, mine, _COHORTS), daemon=True)
+            process.start()
+            self._conns.append(ours)
+            self._processes.append(process)
+        for conn in self._conns:  # started and open before anything is timed
+            assert conn.recv() == "ready"
+
+    def recalculate(self, cohort_id: int, record: bytes, offset: int) -> _Result:
+        started = time.perf_counter()
+        for conn in self._conns:
+            conn.send((cohort_id, record, offset))
+        shares: list[_Result] = [conn.recv() for conn in self._conns]
+        total = _Result(seconds=time.perf_counter() - started)
+        for share in shares:
+            total.persons += share.persons
+            total.cpu_s += share.cpu_s
+            total.folded += share.folded
+            total.written += share.written
+            total.members += share.members
+            total.flips += share.flips
+        return total
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.send(None)
+        for process in self._processes:
+            process.join(timeout=60)
+
+
 def run(
     *,
     persons: int,
@@ -205,21 +275,24 @@ def run(
     modes: list[str],
     full_sample: int | None,
     work_dir: Path,
+    processes: int = 1,
 ) -> None:
-    catalog = Catalog()
-    for offset, record in enumerate(micro.micro_catalog(1, 100)):
-        catalog.apply(str(record.id).encode(), record.to_bytes(), offset)
+    catalog = _catalog(_COHORTS)
     started = time.perf_counter()
     records = _templates(catalog, templates, template_events)
     mean = sum(map(len, records)) / len(records)
     print(f"{len(records):,} template records from {templates:,} persons and {template_events:,} events "
           f"in {time.perf_counter() - started:.1f}s, mean {mean:.0f} bytes")  # fmt: skip
     table = _Partitions(work_dir, partitions)
+    started = time.perf_counter()
+    _load(table, records, persons)
+    print(f"{persons:,} records written to {partitions} RocksDB partitions in {time.perf_counter() - started:.1f}s")
+    shares = None
+    if processes > 1:
+        table.close()  # each child opens its own partitions (RocksDB allows one process per database)
+        shares = _Shares(work_dir, partitions, processes)
+    store = PersonStore(table, changelog=lambda partition, key, value: None)
     try:
-        started = time.perf_counter()
-        _load(table, records, persons)
-        print(f"{persons:,} records written to {partitions} RocksDB partitions in {time.perf_counter() - started:.1f}s")
-        store = PersonStore(table, changelog=lambda partition, key, value: None)
         print(f"{'cohort':18} {'mode':5} {'persons':>10} {'seconds':>8} {'cpu s':>7} {'persons/s':>10} "
               f"{'s per 1M':>9} {'folded':>9} {'written':>9} {'members':>9}")  # fmt: skip
         for n, (name, filters) in enumerate(NEW_COHORTS.items()):
@@ -228,15 +301,25 @@ def run(
             catalog.apply(str(cohort_id).encode(), record.to_bytes(), 10_000 + n)
             for mode in modes:
                 limit = None if mode == "fast" or full_sample is None else max(full_sample // partitions, 1)
-                found = _recalculate(store, catalog, cohort_id, partitions, mode, limit)
+                if shares is None:
+                    found = _recalculate(store, catalog, cohort_id, list(range(partitions)), mode, limit)
+                else:
+                    found = shares.recalculate(cohort_id, record.to_bytes(), 10_000 + n)
                 note = "" if limit is None else f"  (sample of {found.persons:,}, extrapolated)"
+                if shares is not None:
+                    note = f"  ({processes} processes, {partitions // processes}+ partitions each)"
                 print(f"{name:18} {mode:5} {found.persons:10,} {found.seconds:8.2f} {found.cpu_s:7.2f} "
                       f"{found.persons / found.seconds:10,.0f} {1e6 * found.seconds / found.persons:9.1f} "
                       f"{found.folded:9,} {found.written:9,} {found.members:9,}{note}")  # fmt: skip
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS {rss_mb:,.0f} MB (Python, {partitions} RocksDB partitions' caches and memtables)")
     finally:
-        table.close()
+        if shares is None:
+            table.close()
+        else:
+            shares.close()
+            rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            print(f"peak RSS of the largest share {rss_mb:,.0f} MB")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -248,7 +331,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=("fast", "full", "both"), default="fast")
     parser.add_argument("--full-sample", type=int, default=20_000, help="persons the full mode runs on (0: all)")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary directory, removed")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="share the partitions among this many processes, as workers would"
+    )
     args = parser.parse_args(argv)
+    if args.processes > 1 and args.mode != "fast":
+        parser.error("--processes runs the fast mode only")
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="cohorts-recalc-"))
     try:
         run(
@@ -259,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
             modes=["full", "fast"] if args.mode == "both" else [args.mode],
             full_sample=args.full_sample or None,
             work_dir=work_dir,
+            processes=args.processes,
         )
     finally:
         if args.work_dir is None:
