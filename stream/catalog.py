@@ -65,11 +65,17 @@ class TeamCatalog:
     position: Mapping[int, int] = field(default_factory=dict)
     #: `ordered`, compiled once (built with the team, so a catalog change replaces it).
     plan: TeamPlan = field(default_factory=lambda: TeamPlan(()))
+    #: the keys of `position` as a set: a recalculation checks every person's member cohorts
+    #: against it (`frozenset.issuperset` takes the record's flat list as it is).
+    cohort_ids: frozenset[int] = field(init=False, compare=False, repr=False)
 
     #: candidates() answers by set of affected cohorts (inputs repeat a few combinations).
     _candidates: dict[frozenset[int], tuple[CohortDefinition, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cohort_ids", frozenset(self.position))
 
     def candidates(self, affected: Iterable[int]) -> tuple[CohortDefinition, ...]:
         """`affected` and everything depending on them, in evaluation order (memoised, bounded)."""

@@ -29,7 +29,7 @@ Rules (design §4, §5):
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
@@ -264,25 +264,25 @@ def recalculation_changes(sketch: RecordSketch, team: TeamCatalog, cohort_id: in
     evaluation time, prune, evaluate cohorts that happen to be due) the next input or tick does.
     Decided from a sketch, so most persons of a recalculation cost a parse and one evaluation.
     """
-    members = sketch.members
-    if sketch.deadlines is None:  # format 1: the next evaluation is a full one
+    if sketch.version == 1:  # no per-cohort deadlines: the next evaluation is a full one
         return True
-    position = team.position
-    if not position.keys() >= members.keys():  # a member cohort is gone
+    member_ids = sketch.member_ids()
+    if not team.cohort_ids.issuperset(member_ids):  # a member cohort is gone
         return True
     if not sketch.known or sketch.deleted:
-        return bool(members)
-    index = position.get(cohort_id)
+        return bool(member_ids)
+    index = team.position.get(cohort_id)
     if index is None:  # a deleted cohort: only a deadline left behind for it needs writing away
-        return cohort_id in sketch.deadlines
+        return sketch.deadline_of(cohort_id) is not None
     now_us = max(now_us, sketch.evaluated_at_us)
-    member, deadline_us = team.plan.run(sketch, now_us, _Bits(members)).evaluate(cohort_id)
-    if member != (cohort_id in members):
+    member, deadline_us = team.plan.run(sketch, now_us, _Bits(member_ids)).evaluate(cohort_id)
+    version = sketch.member_version(cohort_id)
+    if member != (version is not None):
         return True
-    if member and members[cohort_id] != team.ordered[index].version:
+    if member and version != team.ordered[index].version:
         return True
     expected = None if deadline_us is None else max(deadline_us, now_us + 1)
-    return sketch.deadlines.get(cohort_id) != expected
+    return sketch.deadline_of(cohort_id) != expected
 
 
 # --- internals ----------------------------------------------------------------------------------
@@ -510,7 +510,7 @@ class _Bits:
 
     __slots__ = ("_members",)
 
-    def __init__(self, members: dict[int, int]) -> None:
+    def __init__(self, members: Container[int]) -> None:
         self._members = members
 
     def get(self, cohort_id: int, default: object = None) -> bool:

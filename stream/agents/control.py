@@ -236,7 +236,7 @@ def install(app: faust.App, rt: Runtime) -> None:
                 changed, flips = control_batches.recalculate_sketch(first_look, team_id, person_id, team, now_us, plan)
                 if changed:
                     store.put(key, first_look, partition, raw)
-                members = first_look.members
+                members = first_look.member_ids()
             await outputs.flips(flips)
             for calculation in calculations:
                 calculation.count += calculation.cohort_id in members

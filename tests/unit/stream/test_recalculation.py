@@ -88,6 +88,7 @@ def test_a_record_the_first_look_skips_is_one_the_full_recalculation_leaves_as_i
 def test_a_format_1_record_is_always_recalculated_in_full():
     catalog, _, _ = _folded(0, held_back=0)
     first_look = sketch(GOLDEN_FULL_V1)
+    assert first_look.deadline_of(7) is None and first_look.member_version(7) == 2
     assert first_look.deadlines is None and first_look.members == {7: 2}
     assert fold.recalculation_changes(first_look, catalog.team(1), 1_001, NOW)
 
@@ -109,7 +110,26 @@ def test_a_sketch_reads_what_the_evaluator_needs_as_decode_does():
     assert first_look.first_seen_us("m") == 5 and first_look.first_seen_us("x") is None
     assert list(first_look.timestamps_us("m")) == [7, 9] and list(first_look.timestamps_us("x")) == []
     assert first_look.is_static_member(4) and not first_look.is_static_member(2)
+    # read flat first, then as the dicts the fold settles
+    assert list(first_look.member_ids()) == [2] and first_look.is_member(2) and not first_look.is_member(3)
+    assert (first_look.member_version(2), first_look.member_version(3)) == (1, None)
+    assert (first_look.deadline_of(2), first_look.deadline_of(3)) == (99, None)
     assert (first_look.members, first_look.deadlines) == ({2: 1}, {2: 99})
+    first_look.members[3] = 4
+    first_look.deadlines = {3: 50}
+    assert first_look.is_member(3) and first_look.member_version(3) == 4
+    assert (first_look.deadline_of(2), first_look.deadline_of(3)) == (None, 50)
+
+
+def test_a_sketch_reads_members_and_deadlines_flat_as_decode_reads_them():
+    _, _, records = _folded(5, held_back=0)
+    cohort_ids = range(990, 2_010)  # the scenario's cohorts are 1001-1013 and 1999
+    for raw in records.values():
+        record, first_look = decode(raw), sketch(raw)
+        assert record.deadlines is not None
+        assert sorted(first_look.member_ids()) == sorted(record.members)
+        assert [first_look.member_version(c) for c in cohort_ids] == [record.members.get(c) for c in cohort_ids]
+        assert [first_look.deadline_of(c) for c in cohort_ids] == [record.deadlines.get(c) for c in cohort_ids]
 
 
 def test_a_malformed_body_fails_the_sketch_loudly():
