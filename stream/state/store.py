@@ -54,6 +54,8 @@ class PersonStore:
         self._open: dict[int, Any] = {}
         #: partition -> key -> encoded record, not written to the partition's database yet.
         self._pending: dict[int, dict[bytes, bytes]] = {}
+        #: partition -> for each scan of it under way, the keys written since that scan began.
+        self._scans: dict[int, list[set[bytes]]] = {}
 
     def _db(self, partition: int) -> Any:
         """The partition's database. faust keeps the open ones in one dict (`_dbs`, emptied and
@@ -69,11 +71,14 @@ class PersonStore:
     # --- records ----------------------------------------------------------------------------
 
     def get(self, key: bytes, partition: int) -> tuple[bytes | None, PersonRecord | None]:
+        raw = self._current(key, partition)
+        return raw, (None if raw is None else decode(raw))
+
+    def _current(self, key: bytes, partition: int) -> bytes | None:
+        """The record's bytes: a held write first, else the database's."""
         pending = self._pending.get(partition)
         raw = pending.get(key) if pending else None
-        if raw is None:
-            raw = self._db(partition).get(key)
-        return raw, (None if raw is None else decode(raw))
+        return self._db(partition).get(key) if raw is None else raw
 
     def put(
         self, key: bytes, record: PersonRecord | RecordSketch, partition: int, previous: bytes | None = None
@@ -90,6 +95,8 @@ class PersonStore:
             return False
         pending = self._pending.setdefault(partition, {})
         pending[key] = raw
+        for written in self._scans.get(partition, ()):
+            written.add(key)
         self._changelog(partition, key, raw)
         if len(pending) >= PENDING_MAX:
             self._write(partition)
@@ -115,17 +122,35 @@ class PersonStore:
         self._changelog(partition, key, raw)
 
     def scan(self, partition: int, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """(key, record bytes) of one partition in key order, optionally under a key prefix. It reads
-        the partition as it was when the scan began (a RocksDB iterator's view): later writes are not seen."""
+        """(key, record bytes) of one partition in key order, optionally under a key prefix.
+
+        The keys are those of the partition when the scan began (a RocksDB iterator's view). A record
+        written since then (the person fold runs between a recalculation's persons) is read again
+        when the scan reaches it: a caller that folds what a scan yields and writes it back must
+        never write over a newer record with one built on its older copy.
+        """
         self._write(partition)
         db = self._db(partition)
-        items = db.items(from_key=prefix) if prefix else db.items()
-        for key, raw in items:
-            if prefix and not key.startswith(prefix):
-                return
-            if key == _FAUST_OFFSET_KEY:
-                continue
-            yield key, raw
+        written: set[bytes] = set()
+        scans = self._scans.setdefault(partition, [])
+        scans.append(written)
+        try:
+            items = db.items(from_key=prefix) if prefix else db.items()
+            for key, raw in items:
+                if prefix and not key.startswith(prefix):
+                    return
+                if key == _FAUST_OFFSET_KEY:
+                    continue
+                if written and key in written:
+                    current = self._current(key, partition)
+                    if current is None:
+                        continue
+                    raw = current
+                yield key, raw
+        finally:
+            scans[:] = [other for other in scans if other is not written]
+            if not scans:
+                del self._scans[partition]
 
     # --- deadline indexes -------------------------------------------------------------------
 
