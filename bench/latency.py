@@ -78,6 +78,8 @@ class LatencyConfig:
     #: Worker knobs for A/B runs (None: the worker's own default, stream.runtime.WorkerTuning).
     producer_linger_ms: int | None = None
     fetch_min_bytes: int | None = None
+    fetch_wait_ms: int | None = None
+    input_linger_ms: float | None = None
     #: api knobs for A/B runs (None: the api's own default, cohorts.settings.Settings).
     api_fetch_min_bytes: int | None = None
     api_fetch_wait_ms: int | None = None
@@ -99,6 +101,8 @@ class LatencyConfig:
             "--commit-interval": self.commit_interval_s,
             "--producer-linger-ms": self.producer_linger_ms,
             "--fetch-min-bytes": self.fetch_min_bytes,
+            "--fetch-wait-ms": self.fetch_wait_ms,
+            "--input-linger-ms": self.input_linger_ms,
         }
         return [part for flag, value in flags.items() if value is not None for part in (flag, _flag_value(value))]
 
@@ -557,6 +561,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--commit-interval", type=float, default=None, help="worker knob (default: its own)")
     parser.add_argument("--producer-linger-ms", type=int, default=None, help="worker knob (default: its own)")
     parser.add_argument("--fetch-min-bytes", type=int, default=None, help="worker knob (default: its own)")
+    parser.add_argument("--fetch-wait-ms", type=int, default=None, help="worker knob (default: its own)")
+    parser.add_argument("--input-linger-ms", type=float, default=None, help="worker knob (default: its own)")
     parser.add_argument("--api-fetch-min-bytes", type=int, default=None, help="api knob (default: its own)")
     parser.add_argument("--api-fetch-wait-ms", type=int, default=None, help="api knob (default: its own)")
     parser.add_argument("--poll-pause-ms", type=float, default=d.poll_pause_s * 1000)
@@ -587,6 +593,8 @@ def main(argv: list[str] | None = None) -> None:
         commit_interval_s=args.commit_interval,
         producer_linger_ms=args.producer_linger_ms,
         fetch_min_bytes=args.fetch_min_bytes,
+        fetch_wait_ms=args.fetch_wait_ms,
+        input_linger_ms=args.input_linger_ms,
         api_fetch_min_bytes=args.api_fetch_min_bytes,
         api_fetch_wait_ms=args.api_fetch_wait_ms,
         poll_pause_s=args.poll_pause_ms / 1000,

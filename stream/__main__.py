@@ -35,6 +35,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fetch-min-bytes", type=int, default=defaults.fetch_min_bytes, help="benchmarks: see WorkerTuning"
     )
+    parser.add_argument(
+        "--fetch-wait-ms", type=int, default=defaults.fetch_wait_ms, help="benchmarks: see WorkerTuning"
+    )
+    parser.add_argument(
+        "--input-linger-ms",
+        type=float,
+        default=defaults.input_linger_s * 1000,
+        help="benchmarks: see WorkerTuning",
+    )
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
     tuning = WorkerTuning(
@@ -45,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         commit_interval_s=args.commit_interval,
         producer_linger_ms=args.producer_linger_ms,
         fetch_min_bytes=args.fetch_min_bytes,
+        fetch_wait_ms=args.fetch_wait_ms,
+        input_linger_s=args.input_linger_ms / 1000,
     )
     clock = file_clock(args.clock_file) if args.clock_file else None
     if args.now_us is not None:

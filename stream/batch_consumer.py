@@ -57,10 +57,11 @@ class BatchConsumer:
         max_records: int = DEFAULT_MAX_RECORDS,
         wait_s: float = DEFAULT_WAIT_S,
         fetch_min_bytes: int = 1,
+        fetch_wait_ms: int = FETCH_MAX_WAIT_MS,
         **config: Any,
     ) -> None:
         """`fetch_min_bytes`: the broker answers a fetch once it has that many bytes or after
-        `FETCH_MAX_WAIT_MS`, whichever comes first (stream.runtime.WorkerTuning)."""
+        `fetch_wait_ms`, whichever comes first (stream.runtime.WorkerTuning)."""
         settings: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "group.id": group,
@@ -70,7 +71,7 @@ class BatchConsumer:
             "isolation.level": "read_committed",
             "session.timeout.ms": int(session_timeout_s * 1000),
             "heartbeat.interval.ms": int(heartbeat_interval_s * 1000),
-            "fetch.wait.max.ms": FETCH_MAX_WAIT_MS,
+            "fetch.wait.max.ms": fetch_wait_ms,
             "fetch.min.bytes": fetch_min_bytes,
             "logger": logging.getLogger("stream.batch_consumer.librdkafka"),
         }

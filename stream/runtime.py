@@ -23,6 +23,7 @@ from stream.input_batches import InputBatches
 from stream.metrics import WorkerMetrics
 from stream.outputs import Outputs
 from stream.partitioner import KeyPartitioner
+from stream.read_committed import FETCH_MAX_WAIT_MS
 from stream.state.changelog import Changelog
 from stream.state.store import PersonStore
 
@@ -62,12 +63,13 @@ class WorkerTuning:
     fold_batch_max: int = 16
     #: Fewer, larger Kafka requests: how long the worker's librdkafka producer gathers messages into
     #: one request, and how many bytes ingest's and the fold's fetches let the broker gather before
-    #: answering (never longer than the fetch wait, 50 ms). At 2,000 events/s on a shared 2-core
+    #: answering, but never longer than `fetch_wait_ms`. At 2,000 events/s on a shared 2-core
     #: machine the broker's network threads took about three quarters of a core (docs/benchmarks.md,
     #: "Reading the latency runs of 2026-11-27 06:00 UTC"); each knob adds at most its wait to a
     #: record's way.
     producer_linger_ms: int = 10
     fetch_min_bytes: int = 32 * 1024
+    fetch_wait_ms: int = FETCH_MAX_WAIT_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,7 @@ class Runtime:
                 session_timeout_s=tuning.session_timeout_s,
                 heartbeat_interval_s=tuning.heartbeat_interval_s,
                 fetch_min_bytes=tuning.fetch_min_bytes,
+                fetch_wait_ms=tuning.fetch_wait_ms,
             ),
             fold_feed=FoldFeed(
                 BatchConsumer(
@@ -187,6 +190,7 @@ class Runtime:
                     heartbeat_interval_s=tuning.heartbeat_interval_s,
                     max_records=tuning.fold_batch_max,
                     fetch_min_bytes=tuning.fetch_min_bytes,
+                    fetch_wait_ms=tuning.fetch_wait_ms,
                 ),
                 topics.person_inputs,
                 lambda: app.producer.flush(),  # the pre-commit flush `stream.fast_producer.attach` installs later

@@ -141,6 +141,8 @@ def test_worker_knobs_reach_the_worker_only_when_given() -> None:
     config = LatencyConfig(commit_interval_s=0.5, producer_linger_ms=2, fetch_min_bytes=1)
     assert config.worker_args() == ["--commit-interval", "0.5", "--producer-linger-ms", "2", "--fetch-min-bytes", "1"]
     assert LatencyConfig(fetch_min_bytes=1_000_000).worker_args() == ["--fetch-min-bytes", "1000000"]
+    waits = LatencyConfig(fetch_wait_ms=20, input_linger_ms=12.5).worker_args()
+    assert waits == ["--fetch-wait-ms", "20", "--input-linger-ms", "12.5"]
 
 
 def test_the_tail_is_shown_per_10_s_slice_of_the_load_without_the_warm_up_or_unseen_flips() -> None:
