@@ -26,13 +26,18 @@ Ordering for every step (design §5):
    (or, `catalog_wait_s` after the run began, reports the error) and sends its `started`
    report; then one scan of the team's records applies them all, each record read and written at
    most once (it first looks at each record through a sketch and folds only for the cohorts that
-   change it), yielding to the event loop every `_CHUNK` cohort-evaluations; then each sends its
-   `finished` report.
+   change it); then each sends its `finished` report.
+
+Person work (a tick's due persons, a recalculation's scan, re-emission) yields to the event loop
+whenever `_SLICE_S` has passed since it last did, so the person fold, which shares the loop, never
+waits longer than that for a turn: a tick that finds thousands of persons due at a bucket edge used
+to hold the loop for most of a second (docs/benchmarks.md, "Reading the runs of 2026-11-27 14:20-15:30 UTC").
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -52,9 +57,8 @@ from stream.state.record import SOURCE_CONTROL, Origin
 
 __all__ = ["check_fields", "install"]
 
-#: Persons handled between two yields to the event loop during ticks; during a recalculation, persons
-#: times the cohorts of the run.
-_CHUNK: Final[int] = 256
+#: The longest stretch of person work between two yields to the event loop (module docstring).
+_SLICE_S: Final[float] = 0.005
 #: Control messages handled as one batch, at most. faust delivers the records of one fetch round-robin
 #: over partitions, so a run of k recalculations per partition needs k times the partition count in
 #: one batch (16 x 16). Its size does not lengthen a rebalance: see `_hand_back`.
@@ -92,6 +96,23 @@ class _Calculation:
     origin: Origin
     started_at: str
     count: int = 0
+
+
+class _Pacer:
+    """Says when person work has held the event loop for `slice_s`, and yields it."""
+
+    __slots__ = ("_slice_s", "_until")
+
+    def __init__(self, slice_s: float) -> None:
+        self._slice_s = slice_s
+        self._until = time.perf_counter() + slice_s
+
+    def due(self) -> bool:
+        return time.perf_counter() >= self._until
+
+    async def pause(self) -> None:
+        await asyncio.sleep(0)
+        self._until = time.perf_counter() + self._slice_s
 
 
 def _rebalancing(app: faust.App, step: Step) -> bool:
@@ -140,6 +161,8 @@ def _origin(received: Received) -> Origin:
 def install(app: faust.App, rt: Runtime) -> None:
     channels, outputs, metrics, store, catalog = rt.channels, rt.outputs, rt.metrics, rt.store, rt.catalog
 
+    pacer = _Pacer(_SLICE_S)
+
     async def reemit_after_assignment(partition: int, offset: int) -> None:
         _, pending = store.ensure_index(partition, offset)
         for key, record in pending:
@@ -148,6 +171,8 @@ def install(app: faust.App, rt: Runtime) -> None:
                 i for i, f in enumerate(record.outbox) if f.origin[0] == SOURCE_CONTROL and f.origin[2] >= offset
             )
             await outputs.flips(fold.outbox_flips(record, team_id, person_id, start), replayed=True)
+            if pacer.due():
+                await pacer.pause()
 
     async def reevaluate_key(
         key: bytes, partition: int, origin: Origin, now_us: int, cohorts: tuple[int, ...]
@@ -170,10 +195,10 @@ def install(app: faust.App, rt: Runtime) -> None:
         assert index is not None, "reemit_after_assignment builds the index first"
         due = index.pop_due(now_us)
         metrics.deadline_backlog.labels(str(partition)).set(len(due))
-        for done, key in enumerate(due, 1):
+        for key in due:
             await reevaluate_key(key, partition, origin, now_us, ())
-            if done % _CHUNK == 0:
-                await asyncio.sleep(0)
+            if pacer.due():
+                await pacer.pause()
         metrics.deadlines_scheduled.labels(str(partition)).set(len(index))
 
     async def begin(partition: int, message: ControlMessage, origin: Origin, waits_until: float) -> _Calculation | None:
@@ -220,10 +245,9 @@ def install(app: faust.App, rt: Runtime) -> None:
         team_id = calculations[0].team_id
         assert all(c.team_id == team_id for c in calculations), "a run names one team"
         plan = [Recalculation(c.cohort_id, c.origin) for c in calculations]
-        chunk = max(1, _CHUNK // len(plan))
         now_us = rt.clock()
         metrics.recalculation_scans.inc()
-        for done, (key, raw) in enumerate(store.scan(partition, f"{team_id}:".encode()), 1):
+        for key, raw in store.scan(partition, f"{team_id}:".encode()):
             team = catalog.team(team_id)
             _, person_id = fold.split_person_key(key.decode())
             first_look = sketch(raw)
@@ -240,8 +264,8 @@ def install(app: faust.App, rt: Runtime) -> None:
             await outputs.flips(flips)
             for calculation in calculations:
                 calculation.count += calculation.cohort_id in members
-            if done % chunk == 0:
-                await asyncio.sleep(0)
+            if pacer.due():
+                await pacer.pause()
         for c in calculations:
             error = catalog.error(c.cohort_id)
             finished_at = format_iso(rt.clock())
@@ -313,6 +337,8 @@ def install(app: faust.App, rt: Runtime) -> None:
             await reemit_after_assignment(step.partition, step.offset)
             await take(step)
             taken += (r.event for r in step.received)
+            if pacer.due():
+                await pacer.pause()
         return taken
 
     @app.agent(channels.control, name="control")
