@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.recalc                          # 1,000,000 persons, 16 partitions
     .venv/bin/python -m bench.recalc --persons 100000 --mode both
+    .venv/bin/python -m bench.recalc --processes 2            # two processes, 8 partitions each
 
 In process, no Kafka and no faust: the person records sit in RocksDB partitions opened with the
 worker's options (`stream.runtime.ROCKSDB_OPTIONS`, through faust's `RocksDBOptions`) and are read,
@@ -23,6 +24,11 @@ the work). Then new cohorts are added to the catalog, one at a time, and each is
   writes none, so the fast mode after it starts from the same state (the write is not timed). Slow:
   by default it runs on the first `--full-sample` persons of each partition and the total is
   extrapolated (said so).
+
+`--processes N` shares the partitions among N spawned processes (every N-th partition each), as the
+workers of one consumer group share them; the fast mode then runs in all of them at once and a cohort
+is final when the slowest has finished. Nothing is sent to a broker here, so on a machine that also
+runs one, workers would have less of it than these processes have.
 
 Prints persons per second, seconds per 1,000,000 persons, records written, members, and the process's
 peak RSS (which includes the RocksDB caches and memtables of every partition).
