@@ -136,6 +136,11 @@ class AuthDirectory:
             self._cache[key] = value
             return value
 
+    def stamp(self) -> tuple[int, int] | None:
+        """The CLI's stamp as it is now: it changes after every write to the auth database, so a
+        cache of anything read from it (a cohort's `created_by`) is valid while it is unchanged."""
+        return self._current_stamp()
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:

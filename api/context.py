@@ -28,6 +28,7 @@ from api.metrics import ApiMetrics
 from api.progress import Progress
 from api.publisher import KafkaPublisher, MemoryPublisher, Publisher
 from api.services.activity import ActivityLog
+from api.services.cohort_list import ListPages
 from api.services.cohort_persons import CohortPersons
 from api.services.cohorts import CohortService
 from api.services.file_system import FileSystemViews
@@ -88,6 +89,7 @@ class ApiContext:
     membership: MembershipView
     reports: ReportsView
     reader: CohortReader
+    list_pages: ListPages
     activity: ActivityView
     file_system: FileSystemViews
     static_members: StaticMembers
@@ -167,6 +169,7 @@ def open_context(
         membership=membership,
         reports=reports,
         reader=reader,
+        list_pages=ListPages(),
         activity=ActivityView(store),
         file_system=FileSystemViews(FileSystemView(store), active),
         static_members=static_members,

@@ -18,10 +18,9 @@ from fastapi.responses import JSONResponse
 from api.deps import CohortBody, CohortRead, CohortWriteAccess, Ctx, Page
 from api.errors import not_found
 from api.openapi import cohort_body_doc
-from api.pagination import limit_offset_page
 from api.responses import FastJSONResponse
 from api.schemas.cohort import CohortPage, CohortPublic
-from api.services.cohort_list import ListQuery, list_cohorts, render_rows
+from api.services.cohort_list import ListQuery, list_page
 
 __all__ = ["CohortId", "router"]
 
@@ -45,10 +44,8 @@ async def list_(
     query = ListQuery(type, created_by_id, search, basic, hide_behavioral_cohorts)
 
     def answer() -> Response:
-        rows, match_type = list_cohorts(ctx.reader, access.project_id, query)
-        envelope = limit_offset_page(str(request.url), rows, page)
-        envelope["results"] = render_rows(ctx.reader, envelope["results"], query, match_type)
-        return FastJSONResponse(envelope)
+        body = list_page(ctx.reader, ctx.list_pages, access.project_id, str(request.url), query, page)
+        return Response(body, media_type="application/json")
 
     # A search compares every name (difflib): a thread, so the event loop is never held long.
     return await run_in_threadpool(answer) if search else answer()

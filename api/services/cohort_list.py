@@ -4,19 +4,35 @@ Non-deleted cohorts of the project, newest first (`-created_at`, then `-id` for 
 the same microsecond). `search` is case-insensitive on the name: if any name contains it
 ("exact"), only those rows; else rows whose name is similar (difflib ratio, standing in for
 PostHog's trigram similarity), by similarity then newest first.
+
+A rendered page (`list_page`, JSON bytes) is kept per (project, URL) in `ListPages` while the
+reader's `render_token` is unchanged: any write to a cohort row, a calculation summary, a count
+or the auth database moves the token, so a kept page is never staler than the views. Searches are
+not kept (rare, and each search string would take a slot).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
 from api.errors import validation
+from api.pagination import LimitOffset, limit_offset_page
+from api.responses import json_bytes
 from api.views.cohorts import CohortReader
 from cohorts.validate import has_behavioral
 
-__all__ = ["MAX_SEARCH_LENGTH", "SIMILARITY_THRESHOLD", "ListQuery", "list_cohorts", "render_rows"]
+__all__ = [
+    "MAX_SEARCH_LENGTH",
+    "SIMILARITY_THRESHOLD",
+    "ListPages",
+    "ListQuery",
+    "list_cohorts",
+    "list_page",
+    "render_rows",
+]
 
 MAX_SEARCH_LENGTH = 200
 #: Minimum difflib ratio for a "similar" match (PostHog's pg_trgm default threshold is 0.3).
@@ -80,3 +96,40 @@ def render_rows(
         if match_type is not None:
             rendered["search_match_type"] = match_type
     return out
+
+
+class ListPages:
+    """Rendered list pages by (project, URL), each with the render token it was rendered under.
+    Dropped whole beyond `limit` pages, as the reader's caches are."""
+
+    def __init__(self, limit: int = 1_000) -> None:
+        self._limit = limit
+        self._pages: dict[tuple[int, str], tuple[Any, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, team_id: int, url: str, token: Any) -> bytes | None:
+        kept = self._pages.get((team_id, url))
+        return kept[1] if kept is not None and kept[0] == token else None
+
+    def put(self, team_id: int, url: str, token: Any, body: bytes) -> None:
+        with self._lock:
+            if len(self._pages) >= self._limit:
+                self._pages.clear()
+            self._pages[(team_id, url)] = (token, body)
+
+
+def list_page(
+    reader: CohortReader, pages: ListPages, team_id: int, url: str, query: ListQuery, page: LimitOffset
+) -> bytes:
+    """The JSON body of one list page (reference §1.1): kept, or rendered and kept."""
+    token = reader.render_token()  # before any read: see `CohortReader.render_token`
+    kept = None if query.search else pages.get(team_id, url, token)
+    if kept is not None:
+        return kept
+    rows, match_type = list_cohorts(reader, team_id, query)
+    envelope = limit_offset_page(url, rows, page)
+    envelope["results"] = render_rows(reader, envelope["results"], query, match_type)
+    body = json_bytes(envelope)
+    if not query.search:
+        pages.put(team_id, url, token, body)
+    return body

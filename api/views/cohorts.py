@@ -59,6 +59,9 @@ _CACHE_LIMIT = 20_000
 #: Projects whose rows `CohortReader.listed` keeps (the cache is dropped whole beyond this).
 _PROJECTS_CACHED = 1_000
 _ROW_PREFIX = b"cohort:"
+#: Every key a rendered cohort reads besides its row: the calculation summary (`calc:` rows when
+#: there is none) and the member count (`api.views.reports`, `membership`, `static_members`).
+_RENDERED_PREFIXES = (_ROW_PREFIX, b"calcstatus:", b"calc:", b"memcount:", b"staticcount:")
 
 
 class ProjectRows(NamedTuple):
@@ -218,7 +221,8 @@ class CohortReader:
         # Pure functions of immutable inputs, memoised because every listed row needs them.
         self._condition_types: dict[tuple[int, int, int], dict[str, bool] | None] = {}
         self._isos: dict[int, str] = {}
-        store.watch(_ROW_PREFIX)
+        for prefix in _RENDERED_PREFIXES:
+            store.watch(prefix)
 
     # Rows --------------------------------------------------------------------------------------
     def row(self, team_id: int, cohort_id: int) -> dict[str, Any] | None:
@@ -245,6 +249,13 @@ class CohortReader:
             self._listed.clear()
         self._listed[team_id] = (generation, listed)
         return listed
+
+    def render_token(self) -> tuple[Any, ...]:
+        """A value that changes whenever a rendered cohort could change: after a write under any
+        key it reads (`_RENDERED_PREFIXES`) or to the auth database (its creator). Note it before
+        reading: what was rendered from the reads is current for as long as it is unchanged
+        (`Store.generation` moves only once a write is visible)."""
+        return (*(self._store.generation(prefix) for prefix in _RENDERED_PREFIXES), self._auth.stamp())
 
     def version_filters(self, team_id: int, cohort_id: int, version: int) -> dict[str, Any] | None:
         return self._store.get(key("catver", team_id, cohort_id, version))

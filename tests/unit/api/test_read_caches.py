@@ -164,3 +164,72 @@ def test_generation_moves_only_after_writes_under_the_watched_prefix(store: Stor
     assert store.generation(b"cohort:") == start + 1
     store.put(key("cohort", 7, 2), {"id": 2})
     assert store.generation(b"cohort:") == start + 2
+
+
+# Kept list pages (`api.services.cohort_list.ListPages`) -------------------------------------------
+
+
+def kept_pages(api: Api) -> int:
+    return len(api.ctx.list_pages._pages)
+
+
+def test_list_page_is_kept_and_served_again_while_nothing_changed(api: Api) -> None:
+    api.create(name="a")
+    first = api.get("cohorts/")
+    assert kept_pages(api) == 1
+    again = api.get("cohorts/")
+    assert again.content == first.content
+    assert again.headers["content-type"] == first.headers["content-type"] == "application/json"
+    assert kept_pages(api) == 1
+
+
+def test_list_page_shows_a_member_count_folded_after_the_page_was_kept(api: Api) -> None:
+    """Scenario: a computed cohort with no members is listed (and kept), then a person enters it:
+    the next list shows count 1, as a retrieve does."""
+    cohort = api.create(name="c", filters=person_filters())
+    api.finish(cohort["id"], 1)
+    assert api.get("cohorts/").json()["results"][0]["count"] == 0
+    api.flip(cohort["id"], api.person())
+    assert api.get("cohorts/").json()["results"][0]["count"] == 1
+    assert api.get(f"cohorts/{cohort['id']}/").json()["count"] == 1
+
+
+def test_list_page_shows_a_static_member_added_after_the_page_was_kept(api: Api) -> None:
+    static = api.create(name="s", is_static=True)
+    assert api.get("cohorts/").json()["results"][0]["count"] == 0
+    person = api.person()
+    added = api.patch(f"cohorts/{static['id']}/add_persons_to_static_cohort/", json={"person_ids": [person]})
+    assert added.status_code == 200
+    assert api.get("cohorts/").json()["results"][0]["count"] == 1
+
+
+def test_list_pages_are_kept_per_url_and_project(api: Api) -> None:
+    """Scenario: two page sizes of one project and the same path under `@current`: three answers,
+    each with its own links, none served for another."""
+    for name in ("a", "b"):
+        api.create(name=name)
+    whole = api.get("cohorts/").json()
+    first = api.get("cohorts/?limit=1").json()
+    current = api.get("cohorts/?limit=1", project="@current").json()
+    assert [r["name"] for r in whole["results"]] == ["b", "a"] and whole["next"] is None
+    assert [r["name"] for r in first["results"]] == ["b"] and "offset=1" in first["next"]
+    assert current["next"].startswith("http://testserver/api/projects/@current/")
+    other = create_project(api.settings, "Other")
+    everywhere = api.new_key(["*"], project_id=None)
+    assert api.get("cohorts/", project=other["id"], key=everywhere).json()["count"] == 0
+    assert api.get("cohorts/", key=everywhere).json() == whole
+
+
+def test_list_search_is_answered_but_not_kept(api: Api) -> None:
+    api.create(name="alpha")
+    assert api.get("cohorts/?search=alp").json()["results"][0]["search_match_type"] == "exact"
+    assert kept_pages(api) == 0
+
+
+def test_render_token_moves_after_an_auth_write(api: Api) -> None:
+    """A cohort's `created_by` is read from the auth database: a CLI write there (a new key, a new
+    user) must move the token the kept pages are checked against."""
+    before = api.ctx.reader.render_token()
+    assert api.ctx.reader.render_token() == before
+    api.new_key(["*"], email="bob@acme.com")
+    assert api.ctx.reader.render_token() != before
