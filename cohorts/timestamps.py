@@ -49,12 +49,20 @@ def to_datetime(epoch_us: int) -> datetime:
 def format_iso(epoch_us: int) -> str:
     """`2025-01-01T10:00:00.000000Z`, the api's datetime rendering (reference §1.0).
 
-    The worker stamps every flip with it; the flips of a moment share their second, whose text
-    is remembered (0.8 against 6.3 µs a call)."""
+    Only the date goes through `strftime`, remembered per day; the time of day is arithmetic.
+    The worker stamps every flip with this, and a persons page renders 100 creation times, each
+    in a second of its own but mostly on a few days (1.8 against 8.5 µs a call for those)."""
     seconds, micros = divmod(epoch_us, 1_000_000)
-    return f"{_format_second(seconds)}.{micros:06d}Z"
+    days, second_of_day = divmod(seconds, 86_400)
+    hours, second_of_hour = divmod(second_of_day, 3_600)
+    minutes, second = divmod(second_of_hour, 60)
+    two = _TWO_DIGITS
+    return f"{_format_day(days)}T{two[hours]}:{two[minutes]}:{two[second]}.{micros:06d}Z"
 
 
-@lru_cache(maxsize=256)
-def _format_second(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+
+
+@lru_cache(maxsize=1024)
+def _format_day(days: int) -> str:
+    return datetime.fromtimestamp(days * 86_400, tz=UTC).strftime("%Y-%m-%d")
