@@ -26,11 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Cache, Options, Rdict, WriteBatch
 
 __all__ = ["Batch", "Store", "key"]
 
 _TOMBSTONE = object()
+
+#: RocksDB's row cache: a point read (`get`, `get_many`) of a recently read key is answered
+#: without searching the files and decoding a block. A persons page reads 100 person records
+#: (benchmark 5 data: 0.71 against 0.27 ms for 100 random persons of 200,000 once cached). Scans
+#: do not use it. A write replaces the cached row, so a read never sees an older value.
+ROW_CACHE_BYTES = 128 << 20
 
 
 def key(*parts: object) -> bytes:
@@ -66,6 +72,7 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        options.set_row_cache(Cache(ROW_CACHE_BYTES))
         self._db = Rdict(str(path), options=options)
         self._write_lock = threading.Lock()
         self._generations: dict[bytes, int] = {}
