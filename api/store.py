@@ -127,6 +127,11 @@ class Store:
             del it
         return out
 
+    def sequence(self) -> int:
+        """RocksDB's latest sequence number: it moves with every write, so two reads made while it
+        did not move read one state of the store."""
+        return self._db.latest_sequence_number()
+
     def count(self, prefix: bytes) -> int:
         return sum(1 for _ in self._iterate(prefix, reverse=False, limit=None, values=False))
 

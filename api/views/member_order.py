@@ -125,6 +125,20 @@ class MemberOrder:
         self._store = store
 
     def page(self, team_id: int, cohort_id: int, *, offset: int, limit: int) -> list[str]:
-        """The person ids of one persons page of a dynamic cohort, in page order."""
+        """The person ids of one persons page of a dynamic cohort, in page order.
+
+        The entries are stepped over from the nearer end: a page past the middle is read forwards
+        from the first key, counted back from the cohort's member count (`memcount`, which the
+        membership fold moves in the batch that adds or removes an entry). Stepping costs about
+        1 µs an entry, so the last page of a cohort of 1,000 no longer steps over 900 (benchmark
+        5). The count and the entries must come from one state: if any write landed between the
+        two reads (`Store.sequence` moved), the page is read again from the front."""
         prefix = key("mord", team_id, cohort_id) + b":"
+        sequence = self._store.sequence()
+        count = int(self._store.get(key("memcount", team_id, cohort_id)) or 0)
+        after_page = max(0, count - offset - limit)  # entries the page order lists after the page
+        if after_page < offset < count:
+            rows = self._store.scan(prefix, limit=count - offset - after_page, skip=after_page)
+            if self._store.sequence() == sequence:
+                return [person_id for _, person_id in reversed(rows)]
         return [person_id for _, person_id in self._store.scan(prefix, reverse=True, limit=limit, skip=offset)]

@@ -168,6 +168,25 @@ def test_ensure_index_builds_the_index_of_a_data_dir_folded_before_it(store: Sto
     assert ensure_index(store) == 0
 
 
+def test_last_page_read_while_a_member_enters_is_read_again_from_the_front(store: Store) -> None:
+    """Scenario: the last page of five members is read forwards from the member count; a member
+    enters between the count and the entries: the page is read again and is the new last page."""
+    fold(store, *(person(f"p{i}", f"2025-01-0{i + 1} 00:00:00") for i in range(6)))
+    fold(store, *(flip(1, f"p{i}") for i in range(5)))
+    forward = store.scan
+
+    def scan_while_p5_enters(prefix: bytes, **kwargs: Any):
+        if not kwargs.get("reverse"):
+            fold(store, flip(1, "p5"))
+        return forward(prefix, **kwargs)
+
+    store.scan = scan_while_p5_enters  # type: ignore[method-assign]
+    assert page(store, 1, 4, 2) == ["p1", "p0"]
+    store.scan = forward  # type: ignore[method-assign]
+    assert page(store, 1, 4, 2) == ["p1", "p0"]
+    assert page(store, 1, 0, 6) == ["p5", "p4", "p3", "p2", "p1", "p0"]
+
+
 # A model of the order, checked against the index after any sequence of records ----------------
 
 _PERSONS = ["p0", "p1", "p2", "p3"]
@@ -242,7 +261,8 @@ def test_index_matches_a_model_of_the_order_after_any_records_in_any_batches(tmp
             expected = _expected(records, cohort)
             assert page(store, cohort) == expected
             for offset in range(len(expected) + 1):
-                assert page(store, cohort, offset, 2) == expected[offset : offset + 2]
+                for limit in (1, 2, 3):
+                    assert page(store, cohort, offset, limit) == expected[offset : offset + limit]
             entries = {k for k in index_keys(store) if k.startswith(key("mord", TEAM, cohort) + b":")}
             assert len(entries) == len(expected)
     finally:

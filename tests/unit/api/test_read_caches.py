@@ -233,3 +233,18 @@ def test_render_token_moves_after_an_auth_write(api: Api) -> None:
     assert api.ctx.reader.render_token() == before
     api.new_key(["*"], email="bob@acme.com")
     assert api.ctx.reader.render_token() != before
+
+
+def test_sequence_moves_with_every_write_and_only_then(store: Store) -> None:
+    start = store.sequence()
+    store.get(key("n"))
+    store.scan(b"n")
+    assert store.sequence() == start
+    store.put(key("n"), 1)
+    assert store.sequence() > start
+    moved = store.sequence()
+    batch = store.batch()
+    batch.put(key("n"), 2)
+    batch.delete(key("m"))
+    batch.commit()
+    assert store.sequence() > moved
