@@ -7,7 +7,8 @@ cohort catalog and the api log. `close` releases them in reverse order, so a res
 same process can reopen the same data dir.
 
 Before anything is folded, `member_order.ensure_index` builds the persons-page order index of a
-data dir folded before that index existed (a new data dir is only marked).
+data dir folded before that index existed, and `persons.ensure_distinct_id_lists` rewrites its
+distinct ids as one row per person (a new data dir is only marked).
 
 The process's instance id (`meta:instance_id`, made on first open) names its transactional
 producer, so a restarted process fences a previous run on the same data dir.
@@ -39,7 +40,7 @@ from api.views.cohorts import CohortReader, apply_catalog
 from api.views.file_system import FileSystemView
 from api.views.member_order import MemberOrder, ensure_index
 from api.views.membership import MembershipView, apply_change
-from api.views.persons import PersonsView, apply_distinct_id, apply_person
+from api.views.persons import PersonsView, apply_distinct_id, apply_person, ensure_distinct_id_lists
 from api.views.record import Fold
 from api.views.reports import ReportsView, apply_report
 from api.views.static_members import StaticMembersView
@@ -126,6 +127,7 @@ def open_context(
     data_dir = Path(settings.data_dir)
     store = Store(data_dir / "api")
     ensure_index(store)
+    ensure_distinct_id_lists(store)
     auth = AuthDirectory(data_dir)
     topics = Topics(settings.topic_prefix, settings.partitions)
     folds = view_folds(topics, settings.partitions)

@@ -107,26 +107,6 @@ class Store:
     ) -> list[tuple[bytes, bytes]]:
         return list(self._iterate(prefix, reverse=reverse, limit=limit, skip=skip))
 
-    def scan_each(self, prefixes: list[bytes]) -> list[list[Any]]:
-        """The JSON-decoded values under each prefix, in key order, through one iterator (a page
-        reading a few rows for each of many persons pays for one iterator, not one each)."""
-        out: list[list[Any]] = []
-        it = self._db.iter()
-        try:
-            for prefix in prefixes:
-                values = []
-                it.seek(prefix)
-                while it.valid():
-                    k = it.key()
-                    if not k.startswith(prefix):
-                        break
-                    values.append(orjson.loads(it.value()))
-                    it.next()
-                out.append(values)
-        finally:
-            del it
-        return out
-
     def sequence(self) -> int:
         """RocksDB's latest sequence number: it moves with every write, so two reads made while it
         did not move read one state of the store."""

@@ -7,7 +7,13 @@ import pytest
 
 from api.store import Store, key
 from api.views.membership import MembershipView, apply_change
-from api.views.persons import PersonRecordError, PersonsView, apply_distinct_id, apply_person
+from api.views.persons import (
+    PersonRecordError,
+    PersonsView,
+    apply_distinct_id,
+    apply_person,
+    ensure_distinct_id_lists,
+)
 from api.views.reports import ReportsView, apply_report
 from cohorts.wire import WireError
 
@@ -89,6 +95,59 @@ def test_distinct_id_reassigned_by_higher_version(store: Store) -> None:
     assert view.distinct_ids(7, "p1") == [] and view.distinct_ids(7, "p2") == ["d"]
     fold(store, apply_distinct_id, {"team_id": 7, "distinct_id": "d", "person_id": "p2", "version": 3, "is_deleted": 1})
     assert view.by_distinct_id(7, "d") is None
+
+
+def distinct(distinct_id: str, person_id: str, version: int = 1, team_id: int = 7, **fields) -> dict:
+    return {"team_id": team_id, "distinct_id": distinct_id, "person_id": person_id, "version": version, **fields}
+
+
+def test_distinct_ids_are_listed_in_the_order_of_their_key_parts(store: Store) -> None:
+    """Scenario: ids folded in any order, some with the separators a key escapes (`:`, `%`): a
+    person's list is in the byte order of `key(distinct_id)`, as one row per id was scanned."""
+    ids = ["b", "a:z", "a", "a%", "ab", "", "Z", "é"]
+    fold(store, apply_distinct_id, *(distinct(d, "p1") for d in ids))
+    assert PersonsView(store).distinct_ids(7, "p1") == sorted(ids, key=key)
+    assert store.get(key("pdids", 7, "p1")) == sorted(ids, key=key)
+
+
+def test_distinct_id_moving_between_persons_leaves_one_list_and_joins_the_other(store: Store) -> None:
+    view = PersonsView(store)
+    fold(store, apply_distinct_id, distinct("d1", "p1"), distinct("d2", "p1"), distinct("d3", "p2"))
+    fold(store, apply_distinct_id, distinct("d1", "p2", version=2), distinct("d2", "p1", version=2))
+    assert view.distinct_ids(7, "p1") == ["d2"]
+    assert view.distinct_ids_many(7, ["p2", "p1", "nobody"]) == [["d1", "d3"], ["d2"], []]
+    fold(store, apply_distinct_id, distinct("d2", "p1", version=3, is_deleted=1))
+    assert view.distinct_ids(7, "p1") == [] and store.get(key("pdids", 7, "p1")) is None
+    assert view.distinct_ids(8, "p2") == []  # per team
+
+
+def test_distinct_id_lists_are_built_once_from_a_data_dir_with_one_row_per_id(store: Store) -> None:
+    """Scenario: a data dir folded before the lists: `did:` records and one `pdid:` row per id,
+    no lists. The rewrite gives the lists the fold gives, drops the old rows and runs once."""
+    records = [
+        distinct("d1", "p1"),
+        distinct("d:2", "p1"),
+        distinct("d3", "p2", team_id=8),
+        distinct("d4", "p1"),
+        distinct("d4", "p2", version=2),
+        distinct("d5", "p1", version=2, is_deleted=1),
+    ]
+    assert ensure_distinct_id_lists(store) == 0  # a new data dir: nothing to rewrite, marked at once
+    fold(store, apply_distinct_id, *records)
+    folded = dict(store.scan(b"pdids:"))
+    assert ensure_distinct_id_lists(store) == 0
+    batch = store.batch()
+    batch.delete(b"meta:distinct_id_lists")
+    for list_key in folded:
+        batch.delete(list_key)
+    for team_id, person_id, distinct_id in [(7, "p1", "d1"), (7, "p1", "d:2"), (8, "p2", "d3"), (7, "p2", "d4")]:
+        batch.put(key("pdid", team_id, person_id, distinct_id), distinct_id)
+    batch.commit()
+    assert ensure_distinct_id_lists(store) == 4
+    assert dict(store.scan(b"pdids:")) == folded
+    assert folded[key("pdids", 7, "p1")] == ["d:2", "d1"] and folded[key("pdids", 8, "p2")] == ["d3"]
+    assert store.scan(b"pdid:") == []
+    assert ensure_distinct_id_lists(store) == 0
 
 
 def change(status: str, version: int, at: str, person_id: str = "p1") -> dict:
