@@ -358,9 +358,18 @@ class CohortReader:
         counts = iter(
             self._store.get_many([prefixes[row["is_static"], row["team_id"]] + key(row["id"]) for row in rows])
         )
-        return [self._render(row, None if row["is_static"] else next(statuses), next(counts)) for row in rows]
+        # Each auth lookup checks the CLI's stamp (a file system call): once per creator, not per row.
+        creator_ids = {row["created_by_id"] for row in rows if row.get("created_by_id") is not None}
+        creators = {user_id: user_basic(self._auth.user(user_id)) for user_id in creator_ids}
+        return [self._render(row, None if row["is_static"] else next(statuses), next(counts), creators) for row in rows]
 
-    def _render(self, row: dict[str, Any], status: CalculationStatus | None, stored_count: Any) -> dict[str, Any]:
+    def _render(
+        self,
+        row: dict[str, Any],
+        status: CalculationStatus | None,
+        stored_count: Any,
+        creators: dict[int, dict[str, Any] | None],
+    ) -> dict[str, Any]:
         cohort_id = row["id"]
         if status is None:
             version = pending = last_calculation = last_error = None
@@ -371,7 +380,7 @@ class CohortReader:
             last_calculation = None if status.last_calculation_us is None else self.iso(status.last_calculation_us)
             errors, last_error = status.errors_calculating, status.last_error_message
             count = None if status.version is None else int(stored_count or 0)
-        creator = self._auth.user(row["created_by_id"]) if row.get("created_by_id") is not None else None
+        creator = creators[row["created_by_id"]] if row.get("created_by_id") is not None else None
         return {
             "id": cohort_id,
             "name": row["name"],
@@ -383,7 +392,7 @@ class CohortReader:
             "version": version,
             "pending_version": pending,
             "is_calculating": is_calculating,
-            "created_by": user_basic(creator),
+            "created_by": creator,
             "created_at": self.iso(row["created_at_us"]),
             "last_calculation": last_calculation,
             "last_backfill_person_properties_at": None,
