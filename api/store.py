@@ -91,9 +91,10 @@ class Store:
 
     def get_many(self, keys: list[bytes]) -> list[Any]:
         """`get` of each key, in order, in one RocksDB multi-get."""
-        if not keys:
-            return []
-        return [None if raw is None else orjson.loads(raw) for raw in self._db.get(keys)]
+        return [None if raw is None else orjson.loads(raw) for raw in self.get_many_raw(keys)]
+
+    def get_many_raw(self, keys: list[bytes]) -> list[bytes | None]:
+        return self._db.get(keys) if keys else []
 
     def scan(
         self, prefix: bytes, *, reverse: bool = False, limit: int | None = None, skip: int = 0

@@ -89,13 +89,18 @@ def render_rows(
 ) -> list[dict[str, Any]]:
     """The page's rows as the list shows them (`reader.render_many`, trimmed for `basic`)."""
     out = reader.render_many(rows)
-    for rendered in out:
+    if not query.basic and match_type is None:
+        return out
+    trimmed = []
+    for shared in out:
+        rendered = dict(shared)  # the reader's rendered rows are shared between requests
         if query.basic:
             for name in _BASIC_DROPPED:
                 rendered.pop(name)
         if match_type is not None:
             rendered["search_match_type"] = match_type
-    return out
+        trimmed.append(rendered)
+    return trimmed
 
 
 class ListPages:

@@ -30,6 +30,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import orjson
+
 from api.auth_db import AuthDirectory
 from api.schemas.common import user_basic
 from api.store import Batch, Store, key
@@ -221,6 +223,8 @@ class CohortReader:
         # Pure functions of immutable inputs, memoised because every listed row needs them.
         self._condition_types: dict[tuple[int, int, int], dict[str, bool] | None] = {}
         self._isos: dict[int, str] = {}
+        self._input_keys: dict[tuple[int, int, bool], tuple[bytes | None, bytes]] = {}
+        self._rendered: dict[tuple[Any, ...], dict[str, Any]] = {}
         for prefix in _RENDERED_PREFIXES:
             store.watch(prefix)
 
@@ -348,27 +352,67 @@ class CohortReader:
         return self.render_many([row])[0]
 
     def render_many(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`render` of each row, in order, reading their statuses and counts in two multi-gets."""
-        dynamic = [(row["team_id"], row["id"]) for row in rows if not row["is_static"]]
-        statuses = iter(self._reports.statuses(dynamic))
-        prefixes = {
-            (is_static, team_id): key("staticcount" if is_static else "memcount", team_id) + b":"
-            for is_static, team_id in {(row["is_static"], row["team_id"]) for row in rows}
-        }
-        counts = iter(
-            self._store.get_many([prefixes[row["is_static"], row["team_id"]] + key(row["id"]) for row in rows])
-        )
-        # Each auth lookup checks the CLI's stamp (a file system call): once per creator, not per row.
-        creator_ids = {row["created_by_id"] for row in rows if row.get("created_by_id") is not None}
-        creators = {user_id: user_basic(self._auth.user(user_id)) for user_id in creator_ids}
-        return [self._render(row, None if row["is_static"] else next(statuses), next(counts), creators) for row in rows]
+        """`render` of each row, in order.
 
-    def _render(
+        The rows' calculation summaries and member counts are read in one multi-get, as bytes. A
+        row whose inputs (its version, those bytes and the auth stamp) are the ones it was last
+        rendered from is served as it was rendered then; only the others are decoded and
+        rendered. A member flip thus re-renders one cohort of a list page, not a hundred. The
+        returned dicts are shared between requests: copy one before changing it."""
+        stamp = self._auth.stamp()
+        input_keys = [self._input_keys_of(row) for row in rows]
+        raws = iter(self._store.get_many_raw([k for pair in input_keys for k in pair if k is not None]))
+        creators: dict[int, dict[str, Any] | None] = {}
+        out = []
+        for row, (summary_key, _) in zip(rows, input_keys, strict=True):
+            summary = None if summary_key is None else next(raws)
+            count = next(raws)
+            memo_key = (row["team_id"], row["id"], row["version"], summary, count, stamp)
+            rendered = self._rendered.get(memo_key)
+            if rendered is None:
+                rendered = self._render_from(row, summary, count, creators)
+                if summary is not None or row["is_static"]:  # a status read by the scan is not kept
+                    if len(self._rendered) >= _CACHE_LIMIT:
+                        self._rendered.clear()
+                    self._rendered[memo_key] = rendered
+            out.append(rendered)
+        return out
+
+    def _input_keys_of(self, row: dict[str, Any]) -> tuple[bytes | None, bytes]:
+        """The keys of a row's calculation summary (none for a static cohort) and member count."""
+        cache_key = (row["team_id"], row["id"], row["is_static"])
+        keys = self._input_keys.get(cache_key)
+        if keys is None:
+            team_id, cohort_id = row["team_id"], row["id"]
+            if row["is_static"]:
+                keys = (None, key("staticcount", team_id, cohort_id))
+            else:
+                keys = (self._reports.summary_key(team_id, cohort_id), key("memcount", team_id, cohort_id))
+            if len(self._input_keys) >= _CACHE_LIMIT:
+                self._input_keys.clear()
+            self._input_keys[cache_key] = keys
+        return keys
+
+    def _render_from(
         self,
         row: dict[str, Any],
-        status: CalculationStatus | None,
-        stored_count: Any,
+        summary: bytes | None,
+        count: bytes | None,
         creators: dict[int, dict[str, Any] | None],
+    ) -> dict[str, Any]:
+        status = None
+        if not row["is_static"]:
+            status = self._reports.status_of(
+                row["team_id"], row["id"], None if summary is None else orjson.loads(summary)
+            )
+        creator_id = row.get("created_by_id")
+        if creator_id is not None and creator_id not in creators:
+            creators[creator_id] = user_basic(self._auth.user(creator_id))
+        creator = None if creator_id is None else creators[creator_id]
+        return self._render(row, status, None if count is None else orjson.loads(count), creator)
+
+    def _render(
+        self, row: dict[str, Any], status: CalculationStatus | None, stored_count: Any, creator: dict[str, Any] | None
     ) -> dict[str, Any]:
         cohort_id = row["id"]
         if status is None:
@@ -380,7 +424,6 @@ class CohortReader:
             last_calculation = None if status.last_calculation_us is None else self.iso(status.last_calculation_us)
             errors, last_error = status.errors_calculating, status.last_error_message
             count = None if status.version is None else int(stored_count or 0)
-        creator = creators[row["created_by_id"]] if row.get("created_by_id") is not None else None
         return {
             "id": cohort_id,
             "name": row["name"],

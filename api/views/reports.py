@@ -183,14 +183,21 @@ class ReportsView:
         """`status` of each (team, cohort), in order: one multi-get of their summaries."""
         prefixes = {team_id: key("calcstatus", team_id) + b":" for team_id, _ in cohorts}
         summaries = self._store.get_many([prefixes[team_id] + key(cohort_id) for team_id, cohort_id in cohorts])
-        out = []
-        for (team_id, cohort_id), summary in zip(cohorts, summaries, strict=True):
-            if summary is None:  # no report yet, or folded before summaries existed
-                rows = self.calculations(team_id, cohort_id)
-                out.append(_status_of(_summary(rows)) if rows else CalculationStatus())
-            else:
-                out.append(_status_of(summary))
-        return out
+        return [
+            self.status_of(team_id, cohort_id, summary)
+            for (team_id, cohort_id), summary in zip(cohorts, summaries, strict=True)
+        ]
+
+    @staticmethod
+    def summary_key(team_id: int, cohort_id: int) -> bytes:
+        return key("calcstatus", team_id, cohort_id)
+
+    def status_of(self, team_id: int, cohort_id: int, summary: dict[str, Any] | None) -> CalculationStatus:
+        """The status a cohort's stored summary (at `summary_key`, decoded) describes."""
+        if summary is None:  # no report yet, or folded before summaries existed
+            rows = self.calculations(team_id, cohort_id)
+            return _status_of(_summary(rows)) if rows else CalculationStatus()
+        return _status_of(summary)
 
 
 def render_history_row(calc: dict[str, Any], filters: dict[str, Any] | None) -> dict[str, Any]:

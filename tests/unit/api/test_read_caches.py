@@ -248,3 +248,46 @@ def test_sequence_moves_with_every_write_and_only_then(store: Store) -> None:
     batch.delete(key("m"))
     batch.commit()
     assert store.sequence() > moved
+
+
+# Rendered rows kept by the reader (`CohortReader.render_many`) ------------------------------------
+
+
+def test_basic_and_search_pages_never_change_the_rows_other_pages_show(api: Api) -> None:
+    """Scenario: the same rendered rows serve a full page, a `basic` page (fields dropped) and a
+    search (a field added): each page shows its own fields, in every order of requests."""
+    cohort = api.create(name="alpha")
+    full = api.get("cohorts/").json()["results"][0]
+    basic = api.get("cohorts/?basic=true").json()["results"][0]
+    found = api.get("cohorts/?search=alp").json()["results"][0]
+    assert "groups" in full and "search_match_type" not in full
+    assert "groups" not in basic and "query" not in basic and "search_match_type" not in basic
+    assert found["search_match_type"] == "exact" and "groups" in found
+    assert api.get("cohorts/?limit=5").json()["results"][0] == full
+    assert api.get(f"cohorts/{cohort['id']}/").json() == full
+
+
+def test_only_the_row_whose_count_moved_is_rendered_again(api: Api) -> None:
+    """Scenario: two computed cohorts are listed; a person enters one of them: the next page
+    renders that row again (new count) and serves the other as it was rendered."""
+    first, second = (api.create(name=name, filters=person_filters()) for name in ("first", "second"))
+    for cohort in (first, second):
+        api.finish(cohort["id"], 1)
+    before = {row["id"]: row for row in api.ctx.reader.render_many(api.ctx.reader.listed(api.project_id).live)}
+    api.flip(first["id"], api.person())
+    after = {row["id"]: row for row in api.ctx.reader.render_many(api.ctx.reader.listed(api.project_id).live)}
+    assert after[second["id"]] is before[second["id"]]
+    assert (before[first["id"]]["count"], after[first["id"]]["count"]) == (0, 1)
+    assert [row["count"] for row in api.get("cohorts/").json()["results"]] == [0, 1]
+
+
+def test_a_creator_changed_through_the_cli_is_shown_on_the_next_render(api: Api) -> None:
+    """An auth write moves the stamp that kept rows are checked against, so `created_by` is read
+    again (here: the same user, so the same text, from a fresh lookup)."""
+    api.finish(api.create(name="a", filters=person_filters())["id"], 1)
+    listed = api.ctx.reader.listed(api.project_id).live
+    kept = api.ctx.reader.render_many(listed)[0]
+    assert api.ctx.reader.render_many(listed)[0] is kept
+    api.new_key(["*"], email="bob@acme.com")
+    again = api.ctx.reader.render_many(listed)[0]
+    assert again is not kept and again == kept
