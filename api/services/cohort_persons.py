@@ -24,6 +24,7 @@ from api.views.cohorts import CohortReader
 from api.views.member_order import MemberOrder
 from api.views.persons import PersonsView
 from cohorts.properties import match_property
+from cohorts.timestamps import format_iso
 from cohorts.vocab import PERSON_OPERATORS
 
 __all__ = ["CSV_EXPORT_LIMIT", "SHORT_PAGE_END", "CohortPersons", "parse_properties", "persons_csv"]
@@ -141,12 +142,13 @@ class CohortPersons:
         """A page of a dynamic cohort without filters or search: only its own rows, read from the
         members' order index (`api.views.member_order`), which holds this module's `_order`."""
         page = self._order.page(team_id, cohort_id, offset=offset, limit=limit)
-        records = self._persons.get_many(team_id, page)
+        records, distinct_ids = self._persons.get_many_with_ids(team_id, page)
         shaped = []
-        for person_id, record, ids in zip(page, records, self._persons.distinct_ids_many(team_id, page), strict=True):
+        for person_id, record, ids in zip(page, records, distinct_ids, strict=True):
             if record is None:
                 record = {"id": person_id, "properties": {}, "is_identified": None, "created_at_us": None}
-            shaped.append(self._shape(record, ids, self._reader.iso))
+            # Each person has a creation time of its own: the reader's memo of times would only churn.
+            shaped.append(self._shape(record, ids, format_iso))
         return shaped
 
     def _matches(self, team_id: int, record: dict[str, Any], filters: list[dict[str, Any]], now_us: int) -> bool:

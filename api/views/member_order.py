@@ -135,7 +135,7 @@ class MemberOrder:
         two reads (`Store.sequence` moved), the page is read again from the front."""
         prefix = key("mord", team_id, cohort_id) + b":"
         sequence = self._store.sequence()
-        count = int(self._store.get(key("memcount", team_id, cohort_id)) or 0)
+        count = int(self._store.get(key("memcount", team_id, cohort_id)) or 0) if offset else 0
         after_page = max(0, count - offset - limit)  # entries the page order lists after the page
         if after_page < offset < count:
             rows = self._store.scan(prefix, limit=count - offset - after_page, skip=after_page)

@@ -220,10 +220,15 @@ class PersonsView:
     def distinct_ids(self, team_id: int, person_id: str) -> list[str]:
         return self._store.get(key("pdids", team_id, person_id)) or []
 
-    def distinct_ids_many(self, team_id: int, person_ids: list[str]) -> list[list[str]]:
-        """`distinct_ids` of each person, in order, in one multi-get."""
-        prefix = key("pdids", team_id) + b":"
-        return [ids or [] for ids in self._store.get_many([prefix + key(person_id) for person_id in person_ids])]
+    def get_many_with_ids(
+        self, team_id: int, person_ids: list[str]
+    ) -> tuple[list[dict[str, Any] | None], list[list[str]]]:
+        """`get_many` and `distinct_ids` of each of the persons, in one multi-get (a persons page)."""
+        person_prefix, ids_prefix = key("person", team_id) + b":", key("pdids", team_id) + b":"
+        parts = [key(person_id) for person_id in person_ids]
+        values = self._store.get_many([person_prefix + part for part in parts] + [ids_prefix + part for part in parts])
+        records, ids = values[: len(parts)], values[len(parts) :]
+        return [None if r is None or r["is_deleted"] else r for r in records], [found or [] for found in ids]
 
     def by_distinct_id(self, team_id: int, distinct_id: str) -> str | None:
         record = self._store.get(key("did", team_id, distinct_id))

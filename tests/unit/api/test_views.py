@@ -115,7 +115,11 @@ def test_distinct_id_moving_between_persons_leaves_one_list_and_joins_the_other(
     fold(store, apply_distinct_id, distinct("d1", "p1"), distinct("d2", "p1"), distinct("d3", "p2"))
     fold(store, apply_distinct_id, distinct("d1", "p2", version=2), distinct("d2", "p1", version=2))
     assert view.distinct_ids(7, "p1") == ["d2"]
-    assert view.distinct_ids_many(7, ["p2", "p1", "nobody"]) == [["d1", "d3"], ["d2"], []]
+    fold(store, apply_person, person(1, id="p2"))
+    assert view.get_many_with_ids(7, ["p2", "p1", "nobody"]) == (
+        [view.get(7, "p2"), None, None],
+        [["d1", "d3"], ["d2"], []],
+    )
     fold(store, apply_distinct_id, distinct("d2", "p1", version=3, is_deleted=1))
     assert view.distinct_ids(7, "p1") == [] and store.get(key("pdids", 7, "p1")) is None
     assert view.distinct_ids(8, "p2") == []  # per team
