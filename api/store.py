@@ -108,6 +108,11 @@ class Store:
     ) -> list[tuple[bytes, bytes]]:
         return list(self._iterate(prefix, reverse=reverse, limit=limit, skip=skip))
 
+    def each(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """`scan_raw` one row at a time, for a pass over more rows than fit in memory at once (the
+        iterator is released when the loop ends or is left)."""
+        return self._iterate(prefix, reverse=False, limit=None)
+
     def sequence(self) -> int:
         """RocksDB's latest sequence number: it moves with every write, so two reads made while it
         did not move read one state of the store."""

@@ -181,13 +181,14 @@ def ensure_distinct_id_lists(store: Store) -> int:
         return 0
     listed = 0
     batch = store.batch()
-    for raw_key, row in store.scan(b"did:"):
+    for raw_key, raw in store.each(b"did:"):
+        row = orjson.loads(raw)
         if not row["is_deleted"]:
             _list(batch, int(raw_key.split(b":", 2)[1]), row["person_id"], row["distinct_id"])
             listed += 1
         if len(batch) >= _MIGRATE_BATCH:
             batch.commit()
-    for raw_key, _ in store.scan_raw(b"pdid:"):
+    for raw_key, _ in store.each(b"pdid:"):
         batch.delete(raw_key)
         if len(batch) >= _MIGRATE_BATCH:
             batch.commit()
