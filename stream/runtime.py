@@ -23,7 +23,6 @@ from stream.input_batches import InputBatches
 from stream.metrics import WorkerMetrics
 from stream.outputs import Outputs
 from stream.partitioner import KeyPartitioner
-from stream.read_committed import FETCH_MAX_WAIT_MS
 from stream.state.changelog import Changelog
 from stream.state.store import PersonStore
 
@@ -56,7 +55,7 @@ class WorkerTuning:
     lag_interval_s: float = 5.0
     #: How long ingest holds a re-keyed input to batch it with others of its partition, and the
     #: most inputs one batch carries (stream.input_batches); 1 sends every input alone.
-    input_linger_s: float = 0.05
+    input_linger_s: float = 0.02
     input_batch_max: int = 500
     #: Most `cohort_person_inputs` messages the fold takes at once: each may hold `input_batch_max`
     #: inputs, and a commit waits for the batch under way.
@@ -66,10 +65,13 @@ class WorkerTuning:
     #: answering, but never longer than `fetch_wait_ms`. At 2,000 events/s on a shared 2-core
     #: machine the broker's network threads took about three quarters of a core (docs/benchmarks.md,
     #: "Reading the latency runs of 2026-11-27 06:00 UTC"); each knob adds at most its wait to a
-    #: record's way.
+    #: record's way. The fetch wait and the input linger were 50 ms until 2026-11-27: at 1,000
+    #: events/s an input waited for both fetches and the linger, most of its median time; at 20 ms
+    #: the worker spends a few % of a core more there, and no more at 2,000 events/s, where the
+    #: bytes arrive first (docs/benchmarks.md, "Reading the runs of 2026-11-27 14:20-15:30 UTC").
     producer_linger_ms: int = 10
     fetch_min_bytes: int = 32 * 1024
-    fetch_wait_ms: int = FETCH_MAX_WAIT_MS
+    fetch_wait_ms: int = 20
 
 
 @dataclass(frozen=True, slots=True)
