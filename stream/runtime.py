@@ -68,7 +68,7 @@ class WorkerTuning:
     #: record's way. The fetch wait and the input linger were 50 ms until 2026-11-27: at 1,000
     #: events/s an input waited for both fetches and the linger, most of its median time; at 20 ms
     #: the worker spends a few % of a core more there, and no more at 2,000 events/s, where the
-    #: bytes arrive first (docs/benchmarks.md, "Reading the runs of 2026-11-27 14:20-15:30 UTC").
+    #: bytes arrive first (docs/benchmarks.md, "Reading the runs of 2026-11-27 14:20-15:40 UTC").
     producer_linger_ms: int = 10
     fetch_min_bytes: int = 32 * 1024
     fetch_wait_ms: int = 20

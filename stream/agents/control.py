@@ -31,7 +31,7 @@ Ordering for every step (design §5):
 Person work (a tick's due persons, a recalculation's scan, re-emission) yields to the event loop
 whenever `_SLICE_S` has passed since it last did, so the person fold, which shares the loop, never
 waits longer than that for a turn: a tick that finds thousands of persons due at a bucket edge used
-to hold the loop for most of a second (docs/benchmarks.md, "Reading the runs of 2026-11-27 14:20-15:30 UTC").
+to hold the loop for most of a second (docs/benchmarks.md, "Reading the runs of 2026-11-27 14:20-15:40 UTC").
 """
 
 from __future__ import annotations
