@@ -124,7 +124,7 @@ def _summarise(batch: Batch, team_id: int, cohort_id: int, version: int) -> None
         versions = sorted({*versions, version})
         batch.put(versions_key, versions)
     calcs = [batch.get(key("calc", team_id, cohort_id, v)) for v in versions]
-    batch.put(key("calcstatus", team_id, cohort_id), _summary([c for c in calcs if c is not None]))
+    batch.put(ReportsView.summary_key(team_id, cohort_id), _summary([c for c in calcs if c is not None]))
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,16 +177,7 @@ class ReportsView:
         return rows
 
     def status(self, team_id: int, cohort_id: int) -> CalculationStatus:
-        return self.statuses([(team_id, cohort_id)])[0]
-
-    def statuses(self, cohorts: list[tuple[int, int]]) -> list[CalculationStatus]:
-        """`status` of each (team, cohort), in order: one multi-get of their summaries."""
-        prefixes = {team_id: key("calcstatus", team_id) + b":" for team_id, _ in cohorts}
-        summaries = self._store.get_many([prefixes[team_id] + key(cohort_id) for team_id, cohort_id in cohorts])
-        return [
-            self.status_of(team_id, cohort_id, summary)
-            for (team_id, cohort_id), summary in zip(cohorts, summaries, strict=True)
-        ]
+        return self.status_of(team_id, cohort_id, self._store.get(self.summary_key(team_id, cohort_id)))
 
     @staticmethod
     def summary_key(team_id: int, cohort_id: int) -> bytes:

@@ -80,7 +80,8 @@ def test_summary_status_equals_the_scanned_status_after_any_reports(tmp_path: Pa
 
 
 def test_cohort_without_reports_has_the_empty_status_and_no_summary(store: Store) -> None:
-    assert ReportsView(store).statuses([(TEAM, 1), (TEAM, 2)]) == [CalculationStatus(), CalculationStatus()]
+    view = ReportsView(store)
+    assert [view.status(TEAM, 1), view.status(TEAM, 2)] == [CalculationStatus(), CalculationStatus()]
     assert store.get(key("calcstatus", TEAM, 1)) is None
 
 
