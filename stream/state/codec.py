@@ -240,8 +240,7 @@ class RecordSketch:
     def member_version(self, cohort_id: int) -> int | None:
         if self._members is not None:
             return self._members.get(cohort_id)
-        ids = self._flat_member_ids()
-        return self._body[3][2 * ids.index(cohort_id) + 1] if cohort_id in ids else None
+        return _flat_get(self._body[3], self._flat_member_ids(), cohort_id)
 
     def deadline_of(self, cohort_id: int) -> int | None:
         """The cohort's own deadline (None: none kept, or a format-1 record, which keeps none)."""
@@ -250,8 +249,7 @@ class RecordSketch:
         if self.version == 1:
             return None
         flat = self._body[4]
-        ids = flat[::2]
-        return flat[2 * ids.index(cohort_id) + 1] if cohort_id in ids else None
+        return _flat_get(flat, flat[::2], cohort_id)
 
     def _flat_member_ids(self) -> list[int]:
         if self._member_ids is None:
@@ -405,6 +403,14 @@ def _flatten(pairs: dict[int, int]) -> list[int]:
     flat[::2] = keys
     flat[1::2] = map(pairs.__getitem__, keys)
     return flat
+
+
+def _flat_get(flat: list[int], keys: list[int], wanted: int) -> int | None:
+    """The value of `wanted` in a flat [k0, v0, k1, v1, ...] list whose keys are `keys` (`flat[::2]`)."""
+    try:
+        return flat[2 * keys.index(wanted) + 1]
+    except ValueError:
+        return None
 
 
 def _unflatten(flat: list[int]) -> dict[int, int]:
