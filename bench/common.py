@@ -305,8 +305,9 @@ def new_run(results_dir: Path, name: str, module: str, argv: Sequence[str] | Non
 
 
 def worker_committed(admin: AdminClient, topics: Topics) -> dict[tuple[str, int], int]:
-    """Offsets the worker has committed, over both its consumer groups (`Topics.worker_groups`:
-    ingest commits the PostHog topics, the faust app the re-keyed inputs, control and catalog)."""
+    """Offsets the worker has committed, over all its consumer groups (`Topics.worker_groups`:
+    ingest commits the PostHog topics, the fold the re-keyed inputs, the faust app control, the
+    announcer the catalog)."""
     committed: dict[tuple[str, int], int] = {}
     for group in topics.worker_groups():
         result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=10)

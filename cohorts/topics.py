@@ -98,9 +98,15 @@ class Topics:
     # The worker's consumer groups (names share the prefix, so deployments never mix).
     @property
     def worker_group(self) -> str:
-        """The faust app's group (its app id): control and catalog; its assignment also decides which
-        worker holds each partition of the person table and of the re-keyed inputs."""
+        """The faust app's group (its app id): control; its assignment also decides which worker
+        holds each partition of the person table and of the re-keyed inputs."""
         return self._name("cohorts-worker")
+
+    @property
+    def announce_group(self) -> str:
+        """The catalog announcer's own group (stream.agents.catalog): one member reads the catalog
+        and turns each new cohort version into `recalculate` messages."""
+        return self._name("cohorts-worker-announce")
 
     @property
     def ingest_group(self) -> str:
@@ -118,7 +124,8 @@ class Topics:
         return {
             self.ingest_group: [self.events, self.persons, self.distinct_ids],
             self.fold_group: [self.person_inputs],
-            self.worker_group: [self.control, self.catalog],
+            self.worker_group: [self.control],
+            self.announce_group: [self.catalog],
         }
 
     def followed_groups(self) -> dict[str, str]:

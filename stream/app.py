@@ -8,7 +8,9 @@
      positions only)
     control              cohort_control                -> persons table -> cohort_membership_changed,
                                                           cohort_calculation_reports
-    catalog-recalculate  cohort_catalog (group)        -> cohort_control (recalculate, every partition)
+    announce_changes     cohort_catalog                -> cohort_control (recalculate, every partition)
+    (task, own group:
+     batch consumer)
     follow_catalog       cohort_catalog (no group)     -> in-memory Catalog, in every worker
     send_ticks           timer, leader only            -> cohort_control (tick, every partition)
     report_lag           timer                         -> consumer lag gauge
@@ -144,7 +146,7 @@ def _install_observability(app: faust.App, rt: Runtime) -> None:
         workers counts each partition once."""
         consumer = app.consumer
         reported: set[tuple[str, str]] = set()
-        feeds = {**(await rt.ingest_consumer.lag()), **(await rt.fold_feed.lag())}
+        feeds = {**(await rt.ingest_consumer.lag()), **(await rt.fold_feed.lag()), **(await rt.announce_consumer.lag())}
         for (topic, partition), lag in feeds.items():
             rt.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
             reported.add((topic, str(partition)))

@@ -126,6 +126,8 @@ class Runtime:
     ingest_consumer: BatchConsumer
     #: The person fold's reader of `cohort_person_inputs` (the partitions faust assigned).
     fold_feed: FoldFeed
+    #: The catalog announcer's reader of `cohort_catalog`, in its own consumer group.
+    announce_consumer: BatchConsumer
     #: Re-keyed inputs on their way to `cohort_person_inputs`.
     input_batches: InputBatches
     catalog: Catalog
@@ -196,6 +198,14 @@ class Runtime:
                 ),
                 topics.person_inputs,
                 lambda: app.producer.flush(),  # the pre-commit flush `stream.fast_producer.attach` installs later
+            ),
+            announce_consumer=BatchConsumer(
+                settings.bootstrap,
+                topics.announce_group,
+                topics.worker_groups()[topics.announce_group],
+                commit_interval_s=0.0,
+                session_timeout_s=tuning.session_timeout_s,
+                heartbeat_interval_s=tuning.heartbeat_interval_s,
             ),
             input_batches=InputBatches(
                 send_input,

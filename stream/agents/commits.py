@@ -1,7 +1,8 @@
 """Committing an agent's messages as soon as they are handled, before a rebalance can forget them.
 
-Both agents that read through faust's consumer and write what a repeat would show twice (the
-control agent's reports, the catalog agent's `recalculate` messages) commit this way.
+The control agent reads through faust's consumer and writes what a repeat would show twice (its
+calculation reports), so it commits this way. The catalog announcer used to as well; it now reads
+through a consumer of its own group (stream.agents.catalog).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ async def commit_taken(consumer: ConsumerT, taken: Sequence[faust.EventT]) -> No
     (`Consumer.on_partitions_revoked` clears `_acked` before `wait_empty` commits), so whoever owns
     the partition next would take those messages again. Left to the commit timer (0.5 s, longer
     while a flush is under way, over 1.5 s on a loaded machine), they were in that window often
-    enough for a rebalance to repeat whole recalculations, and to announce new cohort versions
-    twice (tests/reliability/test_rebalance_recalculations.py). So nothing may suspend between the
+    enough for a rebalance to repeat whole recalculations
+    (tests/reliability/test_rebalance_recalculations.py). So nothing may suspend between the
     acknowledgements and the commit that collects their offsets: a commit already under way
     collected its offsets before them and `Consumer.commit` would only wait for it, so it is waited
     out first. The ack a faust stream sends later changes nothing.

@@ -40,7 +40,7 @@ def test_status_of_fresh_topics_is_empty(kafka_bootstrap, make_topics, make_sett
     status = collect_status(make_settings(topics, tmp_path))
     assert [t["partitions"] for t in status["topics"]] == [t.partitions for t in topics.specs()]
     assert all(t["messages"] == 0 for t in status["topics"])
-    assert [(w["lag"], w["members"]) for w in status["worker_groups"]] == [(0, 0), (0, 0), (0, 0)]
+    assert [(w["lag"], w["members"]) for w in status["worker_groups"]] == [(0, 0), (0, 0), (0, 0), (0, 0)]
     assert status["catalog"] == {"cohorts": 0, "deleted": 0}
     assert status["recent_flips"] == []
     assert "Membership flips: none yet" in render_status(status)
@@ -93,10 +93,11 @@ def test_worker_group_lag_counts_from_committed_offsets(kafka_bootstrap, make_to
     _produce(kafka_bootstrap, [(topics.person_inputs, "7:p", {"i": i}) for i in range(5)])
     _commit(kafka_bootstrap, topics.fold_group, [TopicPartition(topics.person_inputs, 0, 2)])
 
-    ingest, fold, worker = collect_status(settings)["worker_groups"]
+    ingest, fold, worker, announcer = collect_status(settings)["worker_groups"]
 
     assert (ingest["group"], worker["group"]) == (f"{topics.prefix}cohorts-worker-ingest", worker_group(settings))
     assert fold["group"] == f"{topics.prefix}cohorts-worker-fold"
+    assert (announcer["group"], announcer["lag"]) == (f"{topics.prefix}cohorts-worker-announce", 0)
     assert (fold["state"], fold["lag"]) == (f"read by {worker_group(settings)}", 3)
     ingest_lag = {row["name"]: row for row in ingest["topics"]}
     lag = {row["name"]: row for row in worker["topics"]}

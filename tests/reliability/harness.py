@@ -47,6 +47,7 @@ __all__ = [
     "Size",
     "Streamer",
     "Workload",
+    "announcer_position",
     "build_workload",
     "kill",
     "mismatches",
@@ -470,3 +471,15 @@ def record_figures(name: str, figures: dict[str, Any]) -> None:
 def seeded(size: Size, salt: int) -> random.Random:
     """The RNG for kill moments and the like: reproducible from the seed in the figures."""
     return random.Random(size.seed * 1_000 + salt)
+
+
+def announcer_position(bootstrap: str, topics: Topics) -> str:
+    """How far the catalog announcer's group has committed, against the catalog's end: shown with a
+    stalled announcement."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topics.announce_group})
+    try:
+        (tp,) = consumer.committed([TopicPartition(topics.catalog, 0)], timeout=10)
+        _, end = consumer.get_watermark_offsets(TopicPartition(topics.catalog, 0), timeout=10)
+    finally:
+        consumer.close()
+    return f"catalog: announcer committed {tp.offset}, end {end}"

@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 from cohorts.topics import Topics
 from cohorts.wire import CalculationReport, ControlMessage, MembershipChange
 from tests.integration.worker_harness import TopicReader, WorkerProcess, posthog_person, produce, start_worker
-from tests.reliability.harness import NOW
+from tests.reliability.harness import NOW, announcer_position
 from tests.unit.stream.cohort_records import group, person_prop, record
 
 pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
@@ -118,7 +118,8 @@ def _control_trail(bootstrap: str, topics: Topics) -> str:
                     trail[msg.partition()].append(f"{msg.offset()}:{m.type}:{m.cohort_id or ''}")
     finally:
         consumer.close()
-    return "\n".join(f"control {p}: committed {committed[p]}, end {ends[p]}: {' '.join(trail[p])}" for p in trail)
+    lines = [f"control {p}: committed {committed[p]}, end {ends[p]}: {' '.join(trail[p])}" for p in trail]
+    return "\n".join([announcer_position(bootstrap, topics), *lines])
 
 
 def _wait_calculated(reports: TopicReader, workers: Sequence[WorkerProcess], topics: Topics) -> None:

@@ -443,3 +443,24 @@ def test_a_record_a_stream_skipped_is_not_counted_as_processed():
     assert consumer.ack(skipped_one) is False
     assert consumer.ack(processed) is True
     assert consumer.acked == [116]
+
+
+def test_the_livelock_check_passes_over_a_partition_that_has_no_position_yet():
+    """Scenario: a table recovery outlasted faust's livelock interval while an input partition was
+    still held back until its seek; aiokafka asserted that the partition had a position, and the
+    worker crashed mid-rebalance. Expected: such a partition is skipped, one with a position checked."""
+    control, changelog = TP("control", 1), TP("persons-changelog", 1)
+    checked: list[TP] = []
+
+    class _Positions(_Consumer):
+        def verify_event_path(self, now: float, tp: TP) -> None:
+            assert tp in self.position, "no position yet"  # as aiokafka's `TopicPartitionState.position`
+            checked.append(tp)
+
+    app = SimpleNamespace(transport=SimpleNamespace(Consumer=_Positions))
+    safe_fetching(app)
+    consumer = app.transport.Consumer()
+    consumer.position[changelog] = 5
+    for tp in (control, changelog):
+        consumer.verify_event_path(0.0, tp)
+    assert checked == [changelog]

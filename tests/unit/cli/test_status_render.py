@@ -129,13 +129,15 @@ def test_worker_group_is_the_worker_app_id() -> None:
 
 
 def test_each_worker_topic_is_committed_by_exactly_one_group() -> None:
-    """The PostHog inputs by ingest's group, the re-keyed inputs by the fold's, the rest by faust's;
-    outputs by none. The fold's group has no members: faust's read for it."""
+    """The PostHog inputs by ingest's group, the re-keyed inputs by the fold's, control by faust's,
+    the catalog by the announcer's; outputs by none. The fold's group has no members: faust's read
+    for it."""
     topics = Topics(prefix="staging.")
     groups = topics.worker_groups()
     assert groups == {
         "staging.cohorts-worker-ingest": [topics.events, topics.persons, topics.distinct_ids],
         "staging.cohorts-worker-fold": [topics.person_inputs],
-        "staging.cohorts-worker": [topics.control, topics.catalog],
+        "staging.cohorts-worker": [topics.control],
+        "staging.cohorts-worker-announce": [topics.catalog],
     }
     assert topics.followed_groups() == {"staging.cohorts-worker-fold": "staging.cohorts-worker"}
