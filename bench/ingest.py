@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,7 @@ def measure_worker(
     quiet_s: float = 5.0,
     workers: int = 1,
     after: Callable[[list[subprocess.Popen[bytes]]], None] | None = None,
+    worker_args: Sequence[str] = (),
 ) -> PhaseResult:
     """Run `workers` worker processes (one consumer group) over the preloaded data set and time
     them to the last flip (steps in the module doc).
@@ -281,6 +282,7 @@ def measure_worker(
     (`cohorts_worker_state_bytes`), plus the bytes of every file under their data directories.
     `after`, when given, runs once the data set is consumed and measured, with the workers still
     running (bench.recalc_worker times a recalculation there); they are stopped when it returns.
+    `worker_args` go to every worker's command line (its tuning knobs, `python -m stream --help`).
     """
     records = benchmark_cohorts(dataset.team_id, cohorts)
     observer = _Observer(dataset)
@@ -301,7 +303,9 @@ def measure_worker(
             "F_LOOP": loop,
         }
         log_path = work_dir / ("worker.log" if workers == 1 else f"worker-{index}.log")
-        processes.append(spawn(["-m", "stream", "--now-us", str(dataset.base_us)], env=env, log_path=log_path))
+        processes.append(
+            spawn(["-m", "stream", "--now-us", str(dataset.base_us), *worker_args], env=env, log_path=log_path)
+        )
     started = time.monotonic()
     samples: list[tuple[float, float]] = []
     peak_rss = [0] * workers

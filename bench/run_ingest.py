@@ -21,6 +21,7 @@ broker data, faust state and (on a configured cluster) the run's topics are remo
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import signal
 import sys
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="rounds of each baseline per loop")
     parser.add_argument("--workers", default="1", help="comma list of worker process counts, e.g. 1,2")
     parser.add_argument("--skip-worker", action="store_true")
+    parser.add_argument("--worker-args", default="", help="more arguments for each worker, e.g. '--input-linger-ms 50'")
     parser.add_argument("--manifest", type=Path, default=None, help="reuse a preloaded data set (its broker)")
     parser.add_argument("--timeout-s", type=float, default=None, help="deadline per baseline (default scales)")
     parser.add_argument("--worker-timeout-s", type=float, default=None, help="deadline of the worker phase")
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                             loop=loops[0],
                             timeout_s=worker_timeout_s,
                             workers=count,
+                            worker_args=shlex.split(args.worker_args),
                         )
                     except PhaseError as exc:
                         note = f"{tag}: not measured ({exc})"
