@@ -1,4 +1,4 @@
-"""Rebalances while the catalog announcer works: every cohort version is announced exactly once.
+"""Rebalances while the catalog announcer works: no announcement is lost, none is repeated whole.
 
 Scenario: worker A holds 5,000 persons. 400 cohorts are written to the catalog in bursts of 10
 every 0.5 s while workers B and C join and B and C leave again, so the catalog partition changes
