@@ -145,6 +145,8 @@ class Broker:
     bootstrap: str
     #: "4.1.1 (local broker)" or a note that the configured cluster's version was not probed.
     kafka_version: str
+    #: The local broker's process, whose CPU the worker phases report; None for a configured cluster.
+    pid: int | None = None
 
 
 def _local_kafka_version(kafka: LocalKafka) -> str:
@@ -163,7 +165,7 @@ def local_broker(work_dir: Path, configured: str | None) -> Iterator[Broker]:
     kafka = LocalKafka(work_dir / "kafka", port=free_port(), heap="1g")
     kafka.start()
     try:
-        yield Broker(kafka.bootstrap, f"{_local_kafka_version(kafka)} (local single-node KRaft broker)")
+        yield Broker(kafka.bootstrap, f"{_local_kafka_version(kafka)} (local single-node KRaft broker)", kafka.pid())
     finally:
         kafka.stop()
 

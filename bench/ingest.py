@@ -15,6 +15,17 @@ as a subprocess against a preloaded data set, and reading its progress from the 
    The time at which the lag was first seen at zero is reported too (an upper bound: it is
    observed by polling and commits trail processing by up to the commit interval).
 
+With `calculated_first`, the cohorts are calculated before the worker reads any PostHog input:
+ingest's group is given positions at the ends of the PostHog topics, the workers start, calculate
+the 100 cohorts over an empty store and are stopped once every partition reported them finished;
+ingest's group is deleted and the workers start again on the same data directories, and step 2
+runs. (Setting the positions back to the beginnings instead made ingest read every event before
+any person record, where a fresh group reads the persons first: 17% more flips at a small size.)
+Otherwise the workers calculate the cohorts while they ingest (`bench.run_ingest
+--calculate-while-ingesting`, every run before 2026-11-27 20:00 UTC), and `calculated_s` says when
+the last partition reported them finished, counted from the start (waiting up to
+`_CALCULATED_WAIT_S` after the data set is consumed: the calculation outlasts the fold).
+
 It never reports a number it did not observe: no flips, a timeout or a dead worker is a PhaseError.
 """
 
@@ -31,9 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from bench.calc_reports import FinishedReports
 from bench.common import (
     Dataset,
     PhaseError,
@@ -53,6 +65,10 @@ from cohorts.validate import normalise_filters
 from cohorts.wire import CatalogRecord
 
 __all__ = ["benchmark_cohorts", "measure_worker", "publish_catalog", "worker_unavailable"]
+
+#: How long after the data set is consumed the workers may still take to finish calculating the
+#: cohorts (`calculated_s`); beyond it the detail says "n/a".
+_CALCULATED_WAIT_S = 600.0
 
 
 # -- the cohort set -------------------------------------------------------------------------------
@@ -273,6 +289,8 @@ def measure_worker(
     workers: int = 1,
     after: Callable[[list[subprocess.Popen[bytes]]], None] | None = None,
     worker_args: Sequence[str] = (),
+    calculated_first: bool = False,
+    broker_pid: int | None = None,
 ) -> PhaseResult:
     """Run `workers` worker processes (one consumer group) over the preloaded data set and time
     them to the last flip (steps in the module doc).
@@ -283,41 +301,39 @@ def measure_worker(
     `after`, when given, runs once the data set is consumed and measured, with the workers still
     running (bench.recalc_worker times a recalculation there); they are stopped when it returns.
     `worker_args` go to every worker's command line (its tuning knobs, `python -m stream --help`).
+    `calculated_first`: calculate the cohorts before ingest reads anything (module doc).
+    `broker_pid`: a local broker's process; its CPU seconds over the same interval are reported
+    (`broker_cpu_s`), since on one machine the broker shares the cores with the workers.
     """
     records = benchmark_cohorts(dataset.team_id, cohorts)
+    versions = [(record.id, record.version) for record in records]
     observer = _Observer(dataset)
     if observer.already_started():
         raise PhaseError("a worker already ran on this data set (its group has offsets or flips exist); preload anew")
     publish_catalog(dataset, records)
     work_dir.mkdir(parents=True, exist_ok=True)
-    processes: list[subprocess.Popen[bytes]] = []
-    ports: list[int] = []
-    for index in range(workers):
-        ports.append(free_port())
-        env = {
-            "COHORTS_KAFKA_BOOTSTRAP": dataset.bootstrap,
-            "COHORTS_TOPIC_PREFIX": dataset.prefix,
-            "COHORTS_PARTITIONS": str(dataset.partitions),
-            "COHORTS_DATA_DIR": str(work_dir / "data" / f"w{index}"),
-            "COHORTS_WORKER_WEB_PORT": str(ports[-1]),
-            "F_LOOP": loop,
-        }
-        log_path = work_dir / ("worker.log" if workers == 1 else f"worker-{index}.log")
-        processes.append(
-            spawn(["-m", "stream", "--now-us", str(dataset.base_us), *worker_args], env=env, log_path=log_path)
-        )
+    ports = [free_port() for _ in range(workers)]
+    calculation_s: float | None = None
+    if calculated_first:
+        calculation_s = _calculate_before_ingest(dataset, versions, work_dir, ports, loop, worker_args, timeout_s)
+    processes = _start_workers(dataset, work_dir, ports, loop, worker_args, "worker")
+    log_path = work_dir / ("worker.log" if workers == 1 else f"worker-{workers - 1}.log")
     started = time.monotonic()
     samples: list[tuple[float, float]] = []
+    broker_samples: list[tuple[float, float]] = []
     peak_rss = [0] * workers
     topics = dataset.topics
     try:
-        lag_zero_wall = _wait_until_done(processes, observer, started + timeout_s, quiet_s, log_path, samples, peak_rss)
+        lag_zero_wall = _wait_until_done(
+            processes, observer, started + timeout_s, quiet_s, log_path, samples, peak_rss, broker_pid, broker_samples
+        )
         state_bytes = [_state_bytes(port) for port in ports]
         first_inputs = _edge_timestamps_ms(dataset.bootstrap, topics.person_inputs, last=False)
         last_flips = _edge_timestamps_ms(dataset.bootstrap, topics.membership_changed, last=True)
         counts = message_counts(
             dataset.bootstrap, [topics.membership_changed, topics.dead_letters, topics.person_inputs]
         )
+        calculated_ms = None if calculated_first else _last_finished_ms(dataset, versions, _CALCULATED_WAIT_S)
         if after is not None and first_inputs and last_flips:
             after(processes)
     finally:
@@ -330,6 +346,11 @@ def measure_worker(
         raise PhaseError(f"the worker consumed everything but emitted no flips; see {log_path}")
     start_s, end_s = min(first_inputs) / 1000, max(last_flips) / 1000
     reported = [b for b in state_bytes if b is not None]
+    calculation = (
+        {"calculated_first": f"{calculation_s:.1f} s before"}
+        if calculation_s is not None
+        else {"calculated_s": round(calculated_ms / 1000 - start_s, 1) if calculated_ms else "n/a"}
+    )
     return PhaseResult(
         name="worker" if workers == 1 else f"worker x{workers}",
         events=dataset.events,
@@ -343,13 +364,120 @@ def measure_worker(
             "dead_letters": counts[topics.dead_letters],
             "person_inputs": counts[topics.person_inputs],
             "lag_zero_s": round(lag_zero_wall - start_s, 3),
+            **calculation,
             "cpu_s": round(_cpu_at(samples, end_s) - _cpu_at(samples, start_s), 2),
+            **(
+                {"broker_cpu_s": round(_cpu_at(broker_samples, end_s) - _cpu_at(broker_samples, start_s), 2)}
+                if broker_samples
+                else {}
+            ),
             "peak_rss_mb": "+".join(f"{b / 2**20:.0f}" for b in peak_rss),
             "state_mb": f"{sum(reported) / 2**20:.1f}" if reported else "n/a",
             "data_dir_mb": f"{disk_bytes / 2**20:.1f}",
             "log": str(log_path),
         },
     )
+
+
+def _start_workers(
+    dataset: Dataset, work_dir: Path, ports: list[int], loop: str, worker_args: Sequence[str], log_name: str
+) -> list[subprocess.Popen[bytes]]:
+    """One worker process per port, each on its own data directory under `work_dir` (kept across starts)."""
+    processes = []
+    for index, port in enumerate(ports):
+        env = {
+            "COHORTS_KAFKA_BOOTSTRAP": dataset.bootstrap,
+            "COHORTS_TOPIC_PREFIX": dataset.prefix,
+            "COHORTS_PARTITIONS": str(dataset.partitions),
+            "COHORTS_DATA_DIR": str(work_dir / "data" / f"w{index}"),
+            "COHORTS_WORKER_WEB_PORT": str(port),
+            "F_LOOP": loop,
+        }
+        log_path = work_dir / (f"{log_name}.log" if len(ports) == 1 else f"{log_name}-{index}.log")
+        processes.append(
+            spawn(["-m", "stream", "--now-us", str(dataset.base_us), *worker_args], env=env, log_path=log_path)
+        )
+    return processes
+
+
+def _calculate_before_ingest(
+    dataset: Dataset,
+    versions: list[tuple[int, int]],
+    work_dir: Path,
+    ports: list[int],
+    loop: str,
+    worker_args: Sequence[str],
+    timeout_s: float,
+) -> float:
+    """Run the workers with ingest's positions at the ends of the PostHog topics until every
+    partition reported `versions` finished, stop them, and delete ingest's group, so the next
+    start reads the PostHog topics from their beginnings, in the order a fresh group does.
+    Returns the seconds that took."""
+    _commit_ingest_positions(dataset)
+    reports = FinishedReports(dataset.bootstrap, dataset.topics.calculation_reports)
+    started = time.monotonic()
+    processes = _start_workers(dataset, work_dir, ports, loop, worker_args, "calculate")
+    try:
+        reports.wait_finished(versions, dataset.partitions, timeout_s)
+    except TimeoutError as exc:
+        raise PhaseError(f"cohorts not calculated before ingest: {exc}; see {work_dir}/calculate*.log") from exc
+    finally:
+        for process in processes:
+            stop_process(process)
+        reports.close()
+    elapsed = time.monotonic() - started
+    _forget_ingest_group(dataset)
+    return elapsed
+
+
+def _commit_ingest_positions(dataset: Dataset, timeout_s: float = 90.0) -> None:
+    """Commit ingest's group at the end of every PostHog topic partition: ingest reads nothing."""
+    admin = AdminClient({"bootstrap.servers": dataset.bootstrap})
+    topics = dataset.topics
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in (topics.events, topics.persons, topics.distinct_ids)
+        for p in range(dataset.partitions)
+    ]
+    listed = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=10)
+    positions = [TopicPartition(tp.topic, tp.partition, future.result().offset) for tp, future in listed.items()]
+    request = ConsumerGroupTopicPartitions(topics.ingest_group, positions)
+    _until_accepted(lambda: admin.alter_consumer_group_offsets([request], request_timeout=10), timeout_s)
+
+
+def _forget_ingest_group(dataset: Dataset, timeout_s: float = 90.0) -> None:
+    """Delete ingest's group, so the next start reads as a fresh one does (no position: earliest)."""
+    admin = AdminClient({"bootstrap.servers": dataset.bootstrap})
+    group = dataset.topics.ingest_group
+    _until_accepted(lambda: admin.delete_consumer_groups([group], request_timeout=10), timeout_s)
+
+
+def _until_accepted(request: Callable[[], dict[str, Any]], timeout_s: float) -> None:
+    """Run an admin request on ingest's group until Kafka takes it: it refuses while the group has a
+    member, and a stopped worker's consumer may still be leaving."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            for future in request().values():
+                future.result()
+            return
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise PhaseError(f"Kafka refused a change to ingest's group: {exc}") from exc
+            time.sleep(1.0)
+
+
+def _last_finished_ms(dataset: Dataset, versions: list[tuple[int, int]], timeout_s: float) -> int | None:
+    """CreateTime of the last partition's `finished` report of `versions`, waiting up to `timeout_s`
+    (the workers may still be calculating after the last flip); None if one is still missing."""
+    reports = FinishedReports(dataset.bootstrap, dataset.topics.calculation_reports)
+    try:
+        finished = reports.wait_finished(versions, dataset.partitions, timeout_s)
+    except TimeoutError:
+        return None
+    finally:
+        reports.close()
+    return max(f.create_ms for f in finished)
 
 
 def _state_bytes(port: int) -> float | None:
@@ -384,11 +512,14 @@ def _wait_until_done(
     log_path: Path,
     samples: list[tuple[float, float]],
     peak_rss: list[int],
+    broker_pid: int | None = None,
+    broker_samples: list[tuple[float, float]] | None = None,
 ) -> float:
     """Poll until consumed and quiet; returns the wall time the lag was first seen at zero.
 
-    Appends (wall time, CPU seconds of all workers) to `samples` and raises each worker's entry
-    of `peak_rss` to its resident set size, at every poll.
+    Appends (wall time, CPU seconds of all workers) to `samples`, the same of `broker_pid` to
+    `broker_samples`, and raises each worker's entry of `peak_rss` to its resident set size, at
+    every poll.
     """
     lag_zero_wall: float | None = None
     last_change = started = time.monotonic()
@@ -401,6 +532,9 @@ def _wait_until_done(
         cpus = [process_cpu_s(process.pid) for process in processes]
         if None not in cpus:
             samples.append((time.time(), sum(c for c in cpus if c is not None)))
+        broker_cpu = process_cpu_s(broker_pid) if broker_pid is not None else None
+        if broker_cpu is not None and broker_samples is not None:
+            broker_samples.append((time.time(), broker_cpu))
         for index, process in enumerate(processes):
             peak_rss[index] = max(peak_rss[index], process_rss_bytes(process.pid) or 0)
         progress = observer.progress()

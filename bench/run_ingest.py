@@ -8,7 +8,9 @@
 3. For each event loop in `--loops` and each of `--repeat` rounds: the no-op baseline, then the
    counter baseline, each a subprocess with its own consumer group reading the same events.
 4. The worker (`bench.ingest.measure_worker`) with 100 cohorts, timed to the last flip, when
-   `stream.app` is ready; otherwise the report says so and gives no number. `--workers 1,2`
+   `stream.app` is ready; otherwise the report says so and gives no number. The cohorts are
+   calculated before the worker reads any event, or while it ingests with
+   `--calculate-while-ingesting` (every run before 2026-11-27 20:00 UTC). `--workers 1,2`
    measures one worker, then two worker processes in one consumer group (benchmark 7, scale-out),
    each count on its own copy of the data set (preloaded anew with the same sizes and seed, so the
    same bytes under another prefix). `--repeat 0` skips the baselines.
@@ -84,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1", help="comma list of worker process counts, e.g. 1,2")
     parser.add_argument("--skip-worker", action="store_true")
     parser.add_argument("--worker-args", default="", help="more arguments for each worker, e.g. '--input-linger-ms 50'")
+    parser.add_argument(
+        "--calculate-while-ingesting",
+        action="store_true",
+        help="the worker calculates the cohorts while it ingests (the measure before 2026-11-27 20:00 UTC)",
+    )
     parser.add_argument("--manifest", type=Path, default=None, help="reuse a preloaded data set (its broker)")
     parser.add_argument("--timeout-s", type=float, default=None, help="deadline per baseline (default scales)")
     parser.add_argument("--worker-timeout-s", type=float, default=None, help="deadline of the worker phase")
@@ -160,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                             timeout_s=worker_timeout_s,
                             workers=count,
                             worker_args=shlex.split(args.worker_args),
+                            calculated_first=not args.calculate_while_ingesting,
+                            broker_pid=broker.pid,
                         )
                     except PhaseError as exc:
                         note = f"{tag}: not measured ({exc})"
