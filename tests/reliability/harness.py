@@ -483,3 +483,29 @@ def announcer_position(bootstrap: str, topics: Topics) -> str:
     finally:
         consumer.close()
     return f"catalog: announcer committed {tp.offset}, end {end}"
+
+
+def control_messages(
+    bootstrap: str, topics: Topics, timeout_s: float = 30
+) -> dict[int, list[tuple[int, ControlMessage]]]:
+    """Every control partition's messages as (offset, message), read to the end offsets taken first.
+
+    A partition not read to its end within `timeout_s` is returned as far as it was read, so a
+    check on the result fails rather than waits."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.monotonic_ns()}"})
+    try:
+        partitions = range(topics.partitions)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topics.control, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topics.control, p, 0) for p in partitions])
+        found: dict[int, list[tuple[int, ControlMessage]]] = {p: [] for p in partitions}
+        read = dict.fromkeys(partitions, 0)
+        deadline = time.monotonic() + timeout_s
+        while any(read[p] < ends[p] for p in partitions) and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=1_000, timeout=0.5):
+                if msg.error():
+                    continue
+                read[msg.partition()] = msg.offset() + 1
+                found[msg.partition()].append((msg.offset(), ControlMessage.from_bytes(msg.value() or b"")))
+    finally:
+        consumer.close()
+    return found

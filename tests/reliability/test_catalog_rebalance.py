@@ -23,12 +23,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from cohorts.topics import Topics
 from cohorts.wire import ControlMessage
 from tests.integration.worker_harness import TopicReader, WorkerProcess, posthog_person, produce, start_worker
-from tests.reliability.harness import NOW, announcer_position
+from tests.reliability.harness import NOW, announcer_position, control_messages
 from tests.unit.stream.cohort_records import group, person_prop, record
 
 pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
@@ -48,28 +47,12 @@ def _announcements(messages: list[tuple[bytes | None, bytes | None]]) -> Counter
 
 def _announcements_per_partition(bootstrap: str, topics: Topics) -> Counter[tuple[int, int]]:
     """`recalculate` messages per (new cohort, control partition), read to the end offsets."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.monotonic_ns()}"})
-    try:
-        partitions = [TopicPartition(topics.control, p, 0) for p in range(PARTITIONS)]
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topics.control, p), timeout=10)[1]
-            for p in range(PARTITIONS)
-        }
-        consumer.assign(partitions)
-        found: Counter[tuple[int, int]] = Counter()
-        read = dict.fromkeys(range(PARTITIONS), 0)
-        deadline = time.monotonic() + 30
-        while any(read[p] < ends[p] for p in read) and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=1_000, timeout=0.5):
-                if msg.error():
-                    continue
-                read[msg.partition()] = msg.offset() + 1
-                m = ControlMessage.from_bytes(msg.value() or b"")
-                if m.type == "recalculate" and m.cohort_id in COHORTS:
-                    found[(m.cohort_id, msg.partition())] += 1
-    finally:
-        consumer.close()
-    return found
+    return Counter(
+        (message.cohort_id, partition)
+        for partition, messages in control_messages(bootstrap, topics).items()
+        for _, message in messages
+        if message.type == "recalculate" and message.cohort_id in COHORTS
+    )
 
 
 def test_rebalances_while_announcing_lose_and_repeat_no_announcement(

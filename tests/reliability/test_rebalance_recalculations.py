@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 from cohorts.topics import Topics
 from cohorts.wire import CalculationReport, ControlMessage, MembershipChange
 from tests.integration.worker_harness import TopicReader, WorkerProcess, posthog_person, produce, start_worker
-from tests.reliability.harness import NOW, announcer_position
+from tests.reliability.harness import NOW, announcer_position, control_messages
 from tests.unit.stream.cohort_records import group, person_prop, record
 
 pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
@@ -107,18 +107,11 @@ def _control_trail(bootstrap: str, topics: Topics) -> str:
     try:
         partitions = [TopicPartition(topics.control, p) for p in range(PARTITIONS)]
         committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
-        consumer.assign([TopicPartition(topics.control, p, 0) for p in range(PARTITIONS)])
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topics.control, p), timeout=10)[1] for p in committed}
-        trail: dict[int, list[str]] = {p: [] for p in committed}
-        deadline = time.monotonic() + 20
-        while any(len(trail[p]) < ends[p] for p in trail) and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=1_000, timeout=0.5):
-                if not msg.error():
-                    m = ControlMessage.from_bytes(msg.value() or b"")
-                    trail[msg.partition()].append(f"{msg.offset()}:{m.type}:{m.cohort_id or ''}")
     finally:
         consumer.close()
-    lines = [f"control {p}: committed {committed[p]}, end {ends[p]}: {' '.join(trail[p])}" for p in trail]
+    messages = control_messages(bootstrap, topics, timeout_s=20)
+    trail = {p: [f"{offset}:{m.type}:{m.cohort_id or ''}" for offset, m in messages[p]] for p in committed}
+    lines = [f"control {p}: committed {committed[p]}, read {len(trail[p])}: {' '.join(trail[p])}" for p in trail]
     return "\n".join([announcer_position(bootstrap, topics), *lines])
 
 
