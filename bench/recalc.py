@@ -25,6 +25,12 @@ the work). Then new cohorts are added to the catalog, one at a time, and each is
   by default it runs on the first `--full-sample` persons of each partition and the total is
   extrapolated (said so).
 
+`--reannounce` then recalculates every cohort of the team again (the 100 active ones and the new
+ones), in runs of `stream.control_batches.RUN_MAX` through `recalculate_sketch`, one scan per run,
+as a worker does when every cohort is announced at once (a fresh announcer group after an upgrade,
+or many cohorts created together). Every record was already evaluated with them, so nothing changes:
+this times the checks alone. One process only.
+
 `--processes N` shares the partitions among N spawned processes (every N-th partition each), as the
 workers of one consumer group share them; the fast mode then runs in all of them at once and a cohort
 is final when the slowest has finished. Nothing is sent to a broker here, so on a machine that also
@@ -59,6 +65,7 @@ from cohorts.validate import normalise_filters
 from cohorts.wire import CatalogRecord
 from stream import fold
 from stream.catalog import Catalog
+from stream.control_batches import RUN_MAX, Recalculation, recalculate_sketch
 from stream.runtime import ROCKSDB_OPTIONS
 from stream.state.record import SOURCE_CONTROL
 from stream.state.store import PersonStore
@@ -214,6 +221,36 @@ def _recalculate(
     return result
 
 
+def _reannounce(store: PersonStore, catalog: Catalog, partitions: list[int]) -> tuple[_Result, int]:
+    """Every cohort of team 1 again, in runs of RUN_MAX, one scan per run; (result, runs)."""
+    from stream.state.codec import sketch
+
+    team = catalog.team(1)
+    cohorts = list(team.position)
+    runs = [
+        [Recalculation(cohort_id, (SOURCE_CONTROL, 0, 20_000 + start + n)) for n, cohort_id in enumerate(chunk)]
+        for start in range(0, len(cohorts), RUN_MAX)
+        for chunk in [cohorts[start : start + RUN_MAX]]
+    ]
+    result = _Result()
+    now_us = DEFAULT_BASE_US
+    wall, cpu = time.perf_counter(), time.process_time()
+    for run in runs:
+        for partition, key, raw in _scan(store, partitions, None):
+            result.persons += 1
+            first_look = sketch(raw)
+            _, person_id = fold.split_person_key(key.decode())
+            changed, flips = recalculate_sketch(first_look, 1, person_id, team, now_us, run)
+            result.flips += len(flips)
+            if changed:
+                result.folded += 1
+                result.written += store.put(key, first_look, partition, raw)
+        store.write_pending()
+    result.seconds = time.perf_counter() - wall
+    result.cpu_s = time.process_time() - cpu
+    return result, len(runs)
+
+
 def _share(conn: Connection, work_dir: Path, partitions: int, mine: list[int], cohorts: int) -> None:
     """A child of `_Shares`: recalculates each cohort it is sent over its own partitions."""
     catalog = _catalog(cohorts)
@@ -282,6 +319,7 @@ def run(
     full_sample: int | None,
     work_dir: Path,
     processes: int = 1,
+    reannounce: bool = False,
 ) -> None:
     catalog = _catalog(_COHORTS)
     started = time.perf_counter()
@@ -317,6 +355,13 @@ def run(
                 print(f"{name:18} {mode:5} {found.persons:10,} {found.seconds:8.2f} {found.cpu_s:7.2f} "
                       f"{found.persons / found.seconds:10,.0f} {1e6 * found.seconds / found.persons:9.1f} "
                       f"{found.folded:9,} {found.written:9,} {found.members:9,}{note}")  # fmt: skip
+        if reannounce:
+            again, runs = _reannounce(store, catalog, list(range(partitions)))
+            cohorts = len(catalog.team(1).position)
+            print(f"{'every cohort':18} {'again':5} {again.persons:10,} {again.seconds:8.2f} {again.cpu_s:7.2f} "
+                  f"{again.persons / again.seconds:10,.0f} {1e6 * again.seconds / again.persons:9.1f} "
+                  f"{again.folded:9,} {again.written:9,} {'':>9}  ({cohorts} cohorts in {runs} runs: "
+                  f"{1e6 * again.cpu_s / (persons * cohorts):.1f} CPU-µs per person and cohort)")  # fmt: skip
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS {rss_mb:,.0f} MB (Python, {partitions} RocksDB partitions' caches and memtables)")
     finally:
@@ -340,9 +385,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="share the partitions among this many processes, as workers would"
     )
+    parser.add_argument(
+        "--reannounce", action="store_true", help="then recalculate every cohort again, in runs (one process)"
+    )
     args = parser.parse_args(argv)
     if args.processes > 1 and args.mode != "fast":
         parser.error("--processes runs the fast mode only")
+    if args.processes > 1 and args.reannounce:
+        parser.error("--reannounce runs in one process")
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="cohorts-recalc-"))
     try:
         run(
@@ -354,6 +404,7 @@ def main(argv: list[str] | None = None) -> None:
             full_sample=args.full_sample or None,
             work_dir=work_dir,
             processes=args.processes,
+            reannounce=args.reannounce,
         )
     finally:
         if args.work_dir is None:

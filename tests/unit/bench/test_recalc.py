@@ -6,6 +6,7 @@ It reads the person store's internals through a stand-in for faust's table, so a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,19 @@ def test_partitions_shared_among_processes_give_what_one_process_gives(
     shared = _rows(capsys.readouterr().out)
     assert shared == alone
     assert len(shared) == len(NEW_COHORTS)
+
+
+def test_announcing_every_cohort_again_visits_every_person_per_run_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(modes=["fast"], work_dir=tmp_path, reannounce=True, **SIZE)
+    found = re.search(
+        r"^every cohort\s+again\s+([\d,]+) .* ([\d,]+)\s+([\d,]+)\s+\((\d+) cohorts in (\d+) runs",
+        capsys.readouterr().out,
+        re.MULTILINE,
+    )
+    assert found is not None
+    persons, folded, written, cohorts, runs = (int(g.replace(",", "")) for g in found.groups())
+    assert (cohorts, runs) == (103, 7)  # the 100 active cohorts and the 3 new ones, 16 to a run
+    assert persons == 600 * runs  # every person once per run
+    assert folded == written == 0  # every record was already evaluated with every cohort
