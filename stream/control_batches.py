@@ -121,14 +121,19 @@ def recalculate_sketch(
 
     A cohort the sketch would come out of unchanged (`fold.recalculation_changes`) leaves it as it
     is, as a recalculation on its own does; each later cohort looks at the sketch as the earlier
-    ones left it, as it would read the record they wrote.
+    ones left it, as it would read the record they wrote. Until one changes it, the checks share
+    their cohort-independent part (`fold.SketchRecalculation`).
     """
     changed = False
     flips: list[fold.Flip] = []
+    check = None
     for cohort_id, origin in run:
-        if fold.recalculation_changes(sketch, team, cohort_id, now_us):
+        if check is None:
+            check = fold.SketchRecalculation(sketch, team, now_us)
+        if check.changes(cohort_id):
             flips += fold.recalculate(sketch, team_id, person_id, origin, team, now_us, cohort_id)
             changed = True
+            check = None  # the sketch changed: the next cohort looks at it afresh
     return changed, flips
 
 

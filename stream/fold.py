@@ -50,6 +50,7 @@ __all__ = [
     "MAX_TIMESTAMPS",
     "Flip",
     "FoldResult",
+    "SketchRecalculation",
     "apply_backfill",
     "apply_event",
     "apply_person",
@@ -264,18 +265,51 @@ def recalculation_changes(sketch: RecordSketch, team: TeamCatalog, cohort_id: in
     evaluation time, prune, evaluate cohorts that happen to be due) the next input or tick does.
     Decided from a sketch, so most persons of a recalculation cost a parse and one evaluation.
     """
-    if sketch.version == 1:  # no per-cohort deadlines: the next evaluation is a full one
-        return True
-    member_ids = sketch.member_ids()
-    if not team.cohort_ids.issuperset(member_ids):  # a member cohort is gone
-        return True
-    if not sketch.known or sketch.deleted:
-        return bool(member_ids)
+    decided = _sketch_changes(sketch, team)
+    if decided is not None:
+        return decided
+    now_us = max(now_us, sketch.evaluated_at_us)
+    return _cohort_changes(sketch, team, cohort_id, now_us, team.plan.run(sketch, now_us, _Bits(sketch.member_ids())))
+
+
+class SketchRecalculation:
+    """`recalculation_changes` for several cohorts of one sketch (a run of recalculations).
+
+    What does not depend on the cohort is worked out once: the sketch's own checks, and the plan
+    run, so a leaf several of the cohorts read is evaluated once. From the second cohort on, the
+    sketch's members and deadlines are looked up as dicts (built once) rather than searched in its
+    flat lists. Valid while the sketch is unchanged.
+    """
+
+    __slots__ = ("_checked", "_decided", "_now_us", "_run", "_sketch", "_team")
+
+    def __init__(self, sketch: RecordSketch, team: TeamCatalog, now_us: int) -> None:
+        self._sketch = sketch
+        self._team = team
+        self._now_us = max(now_us, sketch.evaluated_at_us)
+        self._decided = _sketch_changes(sketch, team)
+        self._checked = 0
+        self._run = (
+            None if self._decided is not None else team.plan.run(sketch, self._now_us, _Bits(sketch.member_ids()))
+        )
+
+    def changes(self, cohort_id: int) -> bool:
+        if self._decided is not None:
+            return self._decided
+        self._checked += 1
+        if self._checked == 2:  # from the second cohort on: dict lookups, not searches of the flat lists
+            self._sketch.members  # noqa: B018 - built for the lookups
+            self._sketch.deadlines  # noqa: B018
+        assert self._run is not None
+        return _cohort_changes(self._sketch, self._team, cohort_id, self._now_us, self._run)
+
+
+def _cohort_changes(sketch: RecordSketch, team: TeamCatalog, cohort_id: int, now_us: int, run: PlanRun) -> bool:
+    """`recalculation_changes` past the sketch's own checks, with the plan run at `now_us`."""
     index = team.position.get(cohort_id)
     if index is None:  # a deleted cohort: only a deadline left behind for it needs writing away
         return sketch.deadline_of(cohort_id) is not None
-    now_us = max(now_us, sketch.evaluated_at_us)
-    member, deadline_us = team.plan.run(sketch, now_us, _Bits(member_ids)).evaluate(cohort_id)
+    member, deadline_us = run.evaluate(cohort_id)
     version = sketch.member_version(cohort_id)
     if member != (version is not None):
         return True
@@ -283,6 +317,19 @@ def recalculation_changes(sketch: RecordSketch, team: TeamCatalog, cohort_id: in
         return True
     expected = None if deadline_us is None else max(deadline_us, now_us + 1)
     return sketch.deadline_of(cohort_id) != expected
+
+
+def _sketch_changes(sketch: RecordSketch, team: TeamCatalog) -> bool | None:
+    """Whether a recalculation of any cohort changes the sketch, when that does not depend on the
+    cohort (a format-1 record, a member cohort gone, an unknown or deleted person); else None."""
+    if sketch.version == 1:  # no per-cohort deadlines: the next evaluation is a full one
+        return True
+    member_ids = sketch.member_ids()
+    if not team.cohort_ids.issuperset(member_ids):  # a member cohort is gone
+        return True
+    if not sketch.known or sketch.deleted:
+        return bool(member_ids)
+    return None
 
 
 # --- internals ----------------------------------------------------------------------------------

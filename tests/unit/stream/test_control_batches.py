@@ -189,6 +189,23 @@ def test_a_run_on_a_sketch_writes_the_bytes_and_sends_the_flips_of_each_recalcul
 
 
 @pytest.mark.parametrize("seed", range(6))
+def test_one_look_at_a_sketch_answers_for_every_cohort_as_a_look_per_cohort_does(seed: int):
+    """Scenario: the changed cohorts' team, and every cohort of it plus the deleted one, asked of
+    one `SketchRecalculation` per record in turn (the checks of a run share it until one changes the
+    record): each answer is `recalculation_changes`'s on a fresh sketch, both ways round."""
+    team, run, records = _changed_cohorts(seed)
+    cohorts = [*team.position, *(cohort_id for cohort_id, _ in run)]
+    answers = set()
+    for raw in records.values():
+        check = fold.SketchRecalculation(sketch(raw), team, NOW)
+        for cohort_id in cohorts:
+            expected = fold.recalculation_changes(sketch(raw), team, cohort_id, NOW)
+            assert check.changes(cohort_id) == expected
+            answers.add(expected)
+    assert answers == {True, False}
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_each_flip_of_a_run_is_filed_under_the_message_that_caused_it(seed: int):
     """Scenario: as above; the outbox files each flip under the offset of the recalculation that
     caused it (its own cohort's, or the one a dependant flipped with), so a replay from any message
