@@ -22,9 +22,11 @@ ingest's group is deleted and the workers start again on the same data directori
 runs. (Setting the positions back to the beginnings instead made ingest read every event before
 any person record, where a fresh group reads the persons first: 17% more flips at a small size.)
 Otherwise the workers calculate the cohorts while they ingest (`bench.run_ingest
---calculate-while-ingesting`, every run before 2026-11-27 20:00 UTC), and `calculated_s` says when
-the last partition reported them finished, counted from the start (waiting up to
-`_CALCULATED_WAIT_S` after the data set is consumed: the calculation outlasts the fold).
+--calculate-while-ingesting`, every run before 2026-11-27 20:00 UTC); with `report_calculated`,
+`calculated_s` then says when the last partition reported them finished, counted from the start
+(waiting up to `_CALCULATED_WAIT_S` after the data set is consumed: the calculation outlasts the
+fold). Callers that time their own recalculations afterwards (`bench.recalc_worker`,
+`bench.recalc_burst`) leave it off and wait for the cohorts themselves.
 
 It never reports a number it did not observe: no flips, a timeout or a dead worker is a PhaseError.
 """
@@ -290,6 +292,7 @@ def measure_worker(
     after: Callable[[list[subprocess.Popen[bytes]]], None] | None = None,
     worker_args: Sequence[str] = (),
     calculated_first: bool = False,
+    report_calculated: bool = False,
     broker_pid: int | None = None,
 ) -> PhaseResult:
     """Run `workers` worker processes (one consumer group) over the preloaded data set and time
@@ -301,7 +304,8 @@ def measure_worker(
     `after`, when given, runs once the data set is consumed and measured, with the workers still
     running (bench.recalc_worker times a recalculation there); they are stopped when it returns.
     `worker_args` go to every worker's command line (its tuning knobs, `python -m stream --help`).
-    `calculated_first`: calculate the cohorts before ingest reads anything (module doc).
+    `calculated_first`: calculate the cohorts before ingest reads anything; else, with
+    `report_calculated`, report when they were calculated (module doc).
     `broker_pid`: a local broker's process; its CPU seconds over the same interval are reported
     (`broker_cpu_s`), since on one machine the broker shares the cores with the workers.
     """
@@ -333,7 +337,11 @@ def measure_worker(
         counts = message_counts(
             dataset.bootstrap, [topics.membership_changed, topics.dead_letters, topics.person_inputs]
         )
-        calculated_ms = None if calculated_first else _last_finished_ms(dataset, versions, _CALCULATED_WAIT_S)
+        calculated_ms = (
+            _last_finished_ms(dataset, versions, _CALCULATED_WAIT_S)
+            if report_calculated and not calculated_first
+            else None
+        )
         if after is not None and first_inputs and last_flips:
             after(processes)
     finally:
@@ -346,11 +354,11 @@ def measure_worker(
         raise PhaseError(f"the worker consumed everything but emitted no flips; see {log_path}")
     start_s, end_s = min(first_inputs) / 1000, max(last_flips) / 1000
     reported = [b for b in state_bytes if b is not None]
-    calculation = (
-        {"calculated_first": f"{calculation_s:.1f} s before"}
-        if calculation_s is not None
-        else {"calculated_s": round(calculated_ms / 1000 - start_s, 1) if calculated_ms else "n/a"}
-    )
+    calculation: dict[str, Any] = {}
+    if calculation_s is not None:
+        calculation["calculated_first"] = f"{calculation_s:.1f} s before"
+    elif report_calculated:
+        calculation["calculated_s"] = round(calculated_ms / 1000 - start_s, 1) if calculated_ms else "n/a"
     return PhaseResult(
         name="worker" if workers == 1 else f"worker x{workers}",
         events=dataset.events,

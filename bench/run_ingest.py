@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                             workers=count,
                             worker_args=shlex.split(args.worker_args),
                             calculated_first=not args.calculate_while_ingesting,
+                            report_calculated=args.calculate_while_ingesting,
                             broker_pid=broker.pid,
                         )
                     except PhaseError as exc:

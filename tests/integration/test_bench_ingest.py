@@ -56,7 +56,9 @@ def test_calculating_first_starts_ingest_after_every_cohort_is_calculated_and_en
     )
     before = preload(replace(while_ingesting, prefix=new_prefix(), produce_seconds=None), progress=False)
 
-    usual = measure_worker(while_ingesting, tmp_path / "usual", cohorts=COHORTS, timeout_s=180, quiet_s=2)
+    usual = measure_worker(
+        while_ingesting, tmp_path / "usual", cohorts=COHORTS, timeout_s=180, quiet_s=2, report_calculated=True
+    )
     first = measure_worker(before, tmp_path / "first", cohorts=COHORTS, timeout_s=180, quiet_s=2, calculated_first=True)
 
     assert isinstance(usual.detail["calculated_s"], float)
