@@ -321,7 +321,7 @@ def measure_worker(
     if calculated_first:
         calculation_s = _calculate_before_ingest(dataset, versions, work_dir, ports, loop, worker_args, timeout_s)
     processes = _start_workers(dataset, work_dir, ports, loop, worker_args, "worker")
-    log_path = work_dir / ("worker.log" if workers == 1 else f"worker-{workers - 1}.log")
+    log_path = _log_path(work_dir, "worker", workers - 1, workers)
     started = time.monotonic()
     samples: list[tuple[float, float]] = []
     broker_samples: list[tuple[float, float]] = []
@@ -401,11 +401,16 @@ def _start_workers(
             "COHORTS_WORKER_WEB_PORT": str(port),
             "F_LOOP": loop,
         }
-        log_path = work_dir / (f"{log_name}.log" if len(ports) == 1 else f"{log_name}-{index}.log")
+        log_path = _log_path(work_dir, log_name, index, len(ports))
         processes.append(
             spawn(["-m", "stream", "--now-us", str(dataset.base_us), *worker_args], env=env, log_path=log_path)
         )
     return processes
+
+
+def _log_path(work_dir: Path, log_name: str, index: int, workers: int) -> Path:
+    """Worker `index`'s log: `<name>.log` when it runs alone, else `<name>-<index>.log`."""
+    return work_dir / (f"{log_name}.log" if workers == 1 else f"{log_name}-{index}.log")
 
 
 def _calculate_before_ingest(
