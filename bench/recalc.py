@@ -309,6 +309,13 @@ class _Shares:
             process.join(timeout=60)
 
 
+def _row(name: str, mode: str, found: _Result, last: str) -> str:
+    """One line of the printed table; `last`: the members column and any note."""
+    return (f"{name:18} {mode:5} {found.persons:10,} {found.seconds:8.2f} {found.cpu_s:7.2f} "
+            f"{found.persons / found.seconds:10,.0f} {1e6 * found.seconds / found.persons:9.1f} "
+            f"{found.folded:9,} {found.written:9,} {last}")  # fmt: skip
+
+
 def run(
     *,
     persons: int,
@@ -352,16 +359,13 @@ def run(
                 note = "" if limit is None else f"  (sample of {found.persons:,}, extrapolated)"
                 if shares is not None:
                     note = f"  ({processes} processes, {partitions // processes}+ partitions each)"
-                print(f"{name:18} {mode:5} {found.persons:10,} {found.seconds:8.2f} {found.cpu_s:7.2f} "
-                      f"{found.persons / found.seconds:10,.0f} {1e6 * found.seconds / found.persons:9.1f} "
-                      f"{found.folded:9,} {found.written:9,} {found.members:9,}{note}")  # fmt: skip
+                print(_row(name, mode, found, f"{found.members:9,}{note}"))
         if reannounce:
             again, runs = _reannounce(store, catalog, list(range(partitions)))
             cohorts = len(catalog.team(1).position)
-            print(f"{'every cohort':18} {'again':5} {again.persons:10,} {again.seconds:8.2f} {again.cpu_s:7.2f} "
-                  f"{again.persons / again.seconds:10,.0f} {1e6 * again.seconds / again.persons:9.1f} "
-                  f"{again.folded:9,} {again.written:9,} {'':>9}  ({cohorts} cohorts in {runs} runs: "
-                  f"{1e6 * again.cpu_s / (persons * cohorts):.1f} CPU-µs per person and cohort)")  # fmt: skip
+            per_check_us = 1e6 * again.cpu_s / (persons * cohorts)
+            note = f"({cohorts} cohorts in {runs} runs: {per_check_us:.1f} CPU-µs per person and cohort)"
+            print(_row("every cohort", "again", again, f"{'':>9}  {note}"))
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS {rss_mb:,.0f} MB (Python, {partitions} RocksDB partitions' caches and memtables)")
     finally:
