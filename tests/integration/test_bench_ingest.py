@@ -4,47 +4,24 @@ and `calculated_first` really calculates before the first input. No timing is as
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
-import orjson
-from confluent_kafka import Consumer, TopicPartition
-
-from bench.calc_reports import FinishedReports
 from bench.common import Dataset
-from bench.ingest import benchmark_cohorts, measure_worker
+from bench.ingest import _edge_timestamps_ms, _last_finished_ms, benchmark_cohorts, measure_worker
 from bench.preload import new_prefix, preload
+from tests.integration.worker_harness import TopicReader, members
 
 COHORTS = 20
 
 
-def _read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
-    """(CreateTime ms, value) of every message of `topic`."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
+def _members(dataset: Dataset) -> dict[int, set[str]]:
+    """cohort id -> persons whose last flip is `entered`."""
+    reader = TopicReader(dataset.bootstrap, dataset.topics.membership_changed)
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        left, messages = sum(ends.values()), []
-        while left:
-            message = consumer.poll(1.0)
-            if message is None or message.error() is not None:
-                continue
-            messages.append((message.timestamp()[1], message.value()))
-            left -= 1
-        return messages
+        return members(reader.read_to_end())
     finally:
-        consumer.close()
-
-
-def _members(dataset: Dataset) -> set[tuple[int, str]]:
-    """(cohort, person) pairs whose last flip is `entered`."""
-    last: dict[tuple[int, str], str] = {}
-    for _, value in _read_all(dataset.bootstrap, dataset.topics.membership_changed):
-        flip = orjson.loads(value)
-        last[(flip["cohort_id"], flip["person_id"])] = flip["status"]
-    return {pair for pair, status in last.items() if status == "entered"}
+        reader.close()
 
 
 def test_calculating_first_starts_ingest_after_every_cohort_is_calculated_and_ends_with_the_same_members(
@@ -63,14 +40,11 @@ def test_calculating_first_starts_ingest_after_every_cohort_is_calculated_and_en
 
     assert isinstance(usual.detail["calculated_s"], float)
     assert str(first.detail["calculated_first"]).endswith(" s before")
-    reports = FinishedReports(kafka_bootstrap, before.topics.calculation_reports)
-    try:
-        versions = [(record.id, record.version) for record in benchmark_cohorts(before.team_id, COHORTS)]
-        last_finished_ms = max(f.create_ms for f in reports.wait_finished(versions, before.partitions, 30))
-    finally:
-        reports.close()
-    first_input_ms = min(stamp for stamp, _ in _read_all(kafka_bootstrap, before.topics.person_inputs))
+    versions = [(record.id, record.version) for record in benchmark_cohorts(before.team_id, COHORTS)]
+    last_finished_ms = _last_finished_ms(before, versions, timeout_s=30)
+    assert last_finished_ms is not None
+    first_input_ms = min(_edge_timestamps_ms(kafka_bootstrap, before.topics.person_inputs, last=False))
     assert last_finished_ms <= first_input_ms
-    members = _members(before)
-    assert members == _members(while_ingesting)
-    assert len(members) > 400  # persons are members of several cohorts
+    found = _members(before)
+    assert found == _members(while_ingesting)
+    assert sum(len(persons) for persons in found.values()) > 400  # persons are members of several cohorts
