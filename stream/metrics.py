@@ -1,14 +1,17 @@
 """The worker's Prometheus metrics, on a registry of its own (one per app, never the global one).
 
 Names use the domain words of design §3/§5 (`flip`, `deadline`, `dead_letter`). Served on the
-worker's web port at `/metrics` (`stream.app`).
+worker's web port at `/metrics` (`stream.app`). Counters and the fold's histogram are
+`stream.tallies` (plain additions on the per-input path); gauges are prometheus_client's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from stream.tallies import TallyCounter, TallyHistogram
 
 __all__ = [
     "LabelledChildren",
@@ -21,35 +24,35 @@ class WorkerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.messages_in = Counter(
+        self.messages_in = TallyCounter(
             "cohorts_worker_messages_in",
             "Messages consumed, by topic (cohort_person_inputs: inputs, each input of a batch counted)",
             ["topic"],
             registry=r,
         )
-        self.messages_out = Counter(
+        self.messages_out = TallyCounter(
             "cohorts_worker_messages_out",
             "Messages produced, by topic (cohort_person_inputs: inputs, each input of a batch counted)",
             ["topic"],
             registry=r,
         )
-        self.dead_letters = Counter(
+        self.dead_letters = TallyCounter(
             "cohorts_worker_dead_letters", "Inputs sent to the dead-letter topic, by reason", ["reason"], registry=r
         )
-        self.flips = Counter("cohorts_worker_flips", "Membership flips emitted, by status", ["status"], registry=r)
-        self.replayed_flips = Counter(
+        self.flips = TallyCounter("cohorts_worker_flips", "Membership flips emitted, by status", ["status"], registry=r)
+        self.replayed_flips = TallyCounter(
             "cohorts_worker_replayed_flips", "Outbox flips re-emitted after a replay", registry=r
         )
-        self.outcomes = Counter(
+        self.outcomes = TallyCounter(
             "cohorts_worker_fold_outcomes",
             "Fold outcomes (applied, replayed, unmatched, deleted_person, stale_person, ...)",
             ["outcome"],
             registry=r,
         )
-        self.gated = Counter(
+        self.gated = TallyCounter(
             "cohorts_worker_gated_events", "Events dropped at ingest because no condition uses them", registry=r
         )
-        self.fold_seconds = Histogram(
+        self.fold_seconds = TallyHistogram(
             "cohorts_worker_fold_seconds",
             "Time to read, fold and write one person record",
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
@@ -67,10 +70,10 @@ class WorkerMetrics:
             ["partition"],
             registry=r,
         )
-        self.recalculations = Counter(
+        self.recalculations = TallyCounter(
             "cohorts_worker_recalculations", "Partition recalculations, by result", ["result"], registry=r
         )
-        self.recalculation_scans = Counter(
+        self.recalculation_scans = TallyCounter(
             "cohorts_worker_recalculation_scans",
             "Scans of a partition's records by recalculations (one serves a run of them)",
             registry=r,
