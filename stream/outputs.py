@@ -61,22 +61,26 @@ class Outputs:
         fast = self._fast
         encode = MembershipChange.encode
         stamps: dict[int, str] = {}  # the flips of one input share their instant and person
-        keys: dict[str, bytes] = {}
+        runs: dict[bytes, list[bytes]] = {}  # values by key, in order: one run per person
         entered = 0
         for flip in flips:
             stamp = stamps.get(flip.at_us)
             if stamp is None:
                 stamp = stamps[flip.at_us] = format_iso(flip.at_us)
-            key = keys.get(flip.person_id)
-            if key is None:
-                key = keys[flip.person_id] = flip.person_id.encode()
             status = "entered" if flip.entered else "left"
             entered += flip.entered
             value = encode(flip.team_id, flip.cohort_id, flip.person_id, status, stamp, flip.version)
+            key = flip.person_id.encode()
+            run = runs.get(key)
+            if run is None:
+                run = runs[key] = []
+            run.append(value)
+        for key, values in runs.items():
             if fast is not None:
-                fast.send(name, key, value)
+                fast.send_run(name, key, values)
             else:
-                await self._send(topic, key, value)
+                for value in values:
+                    await self._send(topic, key, value)
         self._sent.get(name).inc(len(flips))
         if replayed:
             self._metrics.replayed_flips.inc(len(flips))

@@ -66,3 +66,37 @@ async def test_explicit_partitions_are_kept_and_acknowledged_offsets_are_tracked
         assert ends == {0: 5, 1: 0, 2: 30, 3: 0}
     finally:
         fast.close()
+
+
+async def test_flush_waits_for_every_message_of_runs_whose_last_message_alone_is_reported(kafka_bootstrap, make_topics):
+    """Scenario: 300 runs of 1 to 30 messages under 300 keys (4,650 messages), then one flush.
+    Expected: when the flush returns, Kafka holds every message, each key's in the order sent, on
+    the partition its key hashes to (so the report of a run's last message covered the run)."""
+    topics = make_topics(partitions=4)
+    fast = FastProducer(kafka_bootstrap, linger_ms=WorkerTuning().producer_linger_ms)
+    runs = {f"p{n}".encode(): [f"v{n}-{i}".encode() for i in range(1 + n % 30)] for n in range(300)}
+    try:
+        for key, values in runs.items():
+            fast.send_run(topics.membership_changed, key, values)
+        await fast.flush()
+        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
+        try:
+            partitions = range(topics.partitions)
+            ends = {
+                p: consumer.get_watermark_offsets(TopicPartition(topics.membership_changed, p))[1] for p in partitions
+            }
+            expected = sum(len(values) for values in runs.values())
+            assert sum(ends.values()) == expected == 4_650  # no waiting here: all were in when flush returned
+            consumer.assign([TopicPartition(topics.membership_changed, p, 0) for p in partitions])
+            got: dict[bytes, list[bytes]] = {}
+            seen = 0
+            while seen < expected:
+                for message in consumer.consume(500, timeout=5.0):
+                    assert message.partition() == partition_for(message.key(), topics.partitions)
+                    got.setdefault(message.key(), []).append(message.value())
+                    seen += 1
+            assert got == runs
+        finally:
+            consumer.close()
+    finally:
+        fast.close()
