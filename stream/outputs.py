@@ -61,21 +61,19 @@ class Outputs:
         fast = self._fast
         encode = MembershipChange.encode
         stamps: dict[int, str] = {}  # the flips of one input share their instant and person
-        runs: dict[bytes, list[bytes]] = {}  # values by key, in order: one run per person
+        runs: dict[str, list[bytes]] = {}  # values by person, in order: one run per key
         entered = 0
-        for flip in flips:
-            stamp = stamps.get(flip.at_us)
+        for team_id, person_id, cohort_id, is_entered, version, at_us in flips:
+            stamp = stamps.get(at_us)
             if stamp is None:
-                stamp = stamps[flip.at_us] = format_iso(flip.at_us)
-            status = "entered" if flip.entered else "left"
-            entered += flip.entered
-            value = encode(flip.team_id, flip.cohort_id, flip.person_id, status, stamp, flip.version)
-            key = flip.person_id.encode()
-            run = runs.get(key)
+                stamp = stamps[at_us] = format_iso(at_us)
+            run = runs.get(person_id)
             if run is None:
-                run = runs[key] = []
-            run.append(value)
-        for key, values in runs.items():
+                run = runs[person_id] = []
+            run.append(encode(team_id, cohort_id, person_id, "entered" if is_entered else "left", stamp, version))
+            entered += is_entered
+        for person_id, values in runs.items():
+            key = person_id.encode()
             if fast is not None:
                 fast.send_run(name, key, values)
             else:
