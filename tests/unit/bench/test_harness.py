@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bench import output_micro
 from bench.common import Dataset, PhaseError, PhaseResult, persons_then_events, process_cpu_s, read_result, run_child
 from bench.ingest import benchmark_cohorts
 from bench.report import ratio_lines, results_table
@@ -72,10 +73,20 @@ def test_asking_for_more_distinct_cohorts_than_there_are_is_refused() -> None:
         benchmark_cohorts(team_id=1, count=10_000)
 
 
-@pytest.mark.parametrize("module", ["bench.baseline_noop", "bench.baseline_counter", "bench.run_ingest"])
+@pytest.mark.parametrize(
+    "module", ["bench.baseline_noop", "bench.baseline_counter", "bench.run_ingest", "bench.produce_micro"]
+)
 def test_benchmark_entry_points_import_without_starting_anything(module: str) -> None:
     loaded = importlib.import_module(module)
     assert callable(getattr(loaded, "install", None) or loaded.main)
+
+
+def test_the_output_microbenchmark_runs_every_comparison_in_one_step_per_input(capsys) -> None:
+    """bench.output_micro raises if Outputs.flips ever awaits (its timing would then be wrong)."""
+    output_micro.main(["--calls", "10", "--inputs", "10", "--flips", "3"])
+    printed = capsys.readouterr().out
+    assert printed.count("µs per call") == 4
+    assert "Outputs.flips, 3 flips an input" in printed
 
 
 def test_ratios_compare_the_best_run_of_each_phase_and_name_unmet_targets() -> None:
