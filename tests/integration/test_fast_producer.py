@@ -14,27 +14,42 @@ from stream.runtime import WorkerTuning
 pytestmark = pytest.mark.kafka
 
 
+def _ends(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Each partition's end offset, read at once (no waiting: a flush must already have put them there)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def _read(bootstrap: str, topic: str, partitions: int, count: int) -> list[tuple[bytes, bytes, int]]:
+    """The first `count` messages of the topic as (key, value, partition), each partition's in order."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        read: list[tuple[bytes, bytes, int]] = []
+        while len(read) < count:
+            read += [(m.key(), m.value(), m.partition()) for m in consumer.consume(500, timeout=5.0)]
+        return read
+    finally:
+        consumer.close()
+
+
 async def test_flush_waits_for_every_message_sent_before_it_and_keys_land_like_java(kafka_bootstrap, make_topics):
     topics = make_topics(partitions=4)
     fast = FastProducer(kafka_bootstrap, linger_ms=WorkerTuning().producer_linger_ms)
     sent = {f"p{n}".encode(): f"v{n}".encode() for n in range(2000)}
-    for key, value in sent.items():
-        fast.send(topics.membership_changed, key, value)
-    await fast.flush()
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
     try:
-        partitions = range(topics.partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topics.membership_changed, p))[1] for p in partitions}
+        for key, value in sent.items():
+            fast.send(topics.membership_changed, key, value)
+        await fast.flush()
+        ends = _ends(kafka_bootstrap, topics.membership_changed, topics.partitions)
         assert sum(ends.values()) == len(sent)  # all acknowledged when flush returned, no waiting here
-        consumer.assign([TopicPartition(topics.membership_changed, p, 0) for p in partitions])
-        got: dict[bytes, tuple[bytes, int]] = {}
-        while len(got) < len(sent):
-            for message in consumer.consume(500, timeout=5.0):
-                got[message.key()] = (message.value(), message.partition())
-        assert {key: value for key, (value, _) in got.items()} == sent
-        assert all(partition == partition_for(key, topics.partitions) for key, (_, partition) in got.items())
+        got = _read(kafka_bootstrap, topics.membership_changed, topics.partitions, len(sent))
+        assert {key: value for key, value, _ in got} == sent
+        assert all(partition == partition_for(key, topics.partitions) for key, _, partition in got)
     finally:
-        consumer.close()
         fast.close()
 
 
@@ -55,15 +70,7 @@ async def test_explicit_partitions_are_kept_and_acknowledged_offsets_are_tracked
         fast.send(topics.dead_letters, b"other", b"x")
         await fast.flush()
         assert offsets == {2: 29, 0: 4}
-        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
-        try:
-            ends = {
-                p: consumer.get_watermark_offsets(TopicPartition(topics.membership_changed, p))[1]
-                for p in range(topics.partitions)
-            }
-        finally:
-            consumer.close()
-        assert ends == {0: 5, 1: 0, 2: 30, 3: 0}
+        assert _ends(kafka_bootstrap, topics.membership_changed, topics.partitions) == {0: 5, 1: 0, 2: 30, 3: 0}
     finally:
         fast.close()
 
@@ -79,24 +86,12 @@ async def test_flush_waits_for_every_message_of_runs_whose_last_message_alone_is
         for key, values in runs.items():
             fast.send_run(topics.membership_changed, key, values)
         await fast.flush()
-        consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"})
-        try:
-            partitions = range(topics.partitions)
-            ends = {
-                p: consumer.get_watermark_offsets(TopicPartition(topics.membership_changed, p))[1] for p in partitions
-            }
-            expected = sum(len(values) for values in runs.values())
-            assert sum(ends.values()) == expected == 4_650  # no waiting here: all were in when flush returned
-            consumer.assign([TopicPartition(topics.membership_changed, p, 0) for p in partitions])
-            got: dict[bytes, list[bytes]] = {}
-            seen = 0
-            while seen < expected:
-                for message in consumer.consume(500, timeout=5.0):
-                    assert message.partition() == partition_for(message.key(), topics.partitions)
-                    got.setdefault(message.key(), []).append(message.value())
-                    seen += 1
-            assert got == runs
-        finally:
-            consumer.close()
+        ends = _ends(kafka_bootstrap, topics.membership_changed, topics.partitions)
+        assert sum(ends.values()) == sum(map(len, runs.values())) == 4_650  # all in when flush returned
+        got: dict[bytes, list[bytes]] = {}
+        for key, value, partition in _read(kafka_bootstrap, topics.membership_changed, topics.partitions, 4_650):
+            assert partition == partition_for(key, topics.partitions)
+            got.setdefault(key, []).append(value)
+        assert got == runs
     finally:
         fast.close()
