@@ -406,11 +406,13 @@ def _flatten(pairs: dict[int, int]) -> list[int]:
 
 
 def _flat_get(flat: list[int], keys: list[int], wanted: int) -> int | None:
-    """The value of `wanted` in a flat [k0, v0, k1, v1, ...] list whose keys are `keys` (`flat[::2]`)."""
-    try:
-        return flat[2 * keys.index(wanted) + 1]
-    except ValueError:
+    """The value of `wanted` in a flat [k0, v0, k1, v1, ...] list whose keys are `keys` (`flat[::2]`).
+
+    A recalculation asks every person about the new cohort, which most are not in: a miss is
+    answered by `in`, since catching `index`'s ValueError cost four times as much."""
+    if wanted not in keys:
         return None
+    return flat[2 * keys.index(wanted) + 1]
 
 
 def _unflatten(flat: list[int]) -> dict[int, int]:
