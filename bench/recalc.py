@@ -18,7 +18,8 @@ their events (fixed clock, 100 cohorts) into records, and the 1,000,000 keys eac
 the work). Then new cohorts are added to the catalog, one at a time, and each is recalculated:
 
 - `fast` (this build): a sketch of every record (`stream.state.codec.sketch`), settled and written
-  back only where the cohort changes it (`stream.fold.recalculation_changes`, `fold.recalculate`);
+  back only where the cohort changes it, through `stream.control_batches.recalculate_sketch` with a
+  run of one, as the control agent does;
 - `full`: the algorithm before it: every record decoded and every cohort of the team re-evaluated
   (`fold.reevaluate(..., cohorts=None)`) and encoded again; it counts the records it would write but
   writes none, so the fast mode after it starts from the same state (the write is not timed). Slow:
@@ -194,6 +195,7 @@ def _recalculate(
 
     result = _Result()
     origin = (SOURCE_CONTROL, 0, cohort_id)
+    run = [Recalculation(cohort_id, origin)]
     now_us = DEFAULT_BASE_US
     wall, cpu = time.perf_counter(), time.process_time()
     for partition, key, raw in _scan(store, partitions, limit):
@@ -201,9 +203,10 @@ def _recalculate(
         team = catalog.team(1)
         if mode == "fast":
             first_look = sketch(raw)
-            if fold.recalculation_changes(first_look, team, cohort_id, now_us):
-                _, person_id = fold.split_person_key(key.decode())
-                result.flips += len(fold.recalculate(first_look, 1, person_id, origin, team, now_us, cohort_id))
+            _, person_id = fold.split_person_key(key.decode())
+            changed, flips = recalculate_sketch(first_look, 1, person_id, team, now_us, run)
+            if changed:
+                result.flips += len(flips)
                 result.folded += 1
                 result.written += store.put(key, first_look, partition, raw)
             result.members += first_look.is_member(cohort_id)

@@ -124,6 +124,12 @@ def recalculate_sketch(
     ones left it, as it would read the record they wrote. Until one changes it, the checks share
     their cohort-independent part (`fold.SketchRecalculation`).
     """
+    if len(run) == 1:  # a recalculation on its own, the common case: nothing for a shared check to share
+        ((cohort_id, origin),) = run
+        changes, evaluated = fold.recalculation_check(sketch, team, cohort_id, now_us)
+        if not changes:
+            return False, []
+        return True, fold.recalculate(sketch, team_id, person_id, origin, team, now_us, cohort_id, evaluated)
     changed = False
     flips: list[fold.Flip] = []
     check = None
@@ -131,7 +137,7 @@ def recalculate_sketch(
         if check is None:
             check = fold.SketchRecalculation(sketch, team, now_us)
         if check.changes(cohort_id):
-            flips += fold.recalculate(sketch, team_id, person_id, origin, team, now_us, cohort_id)
+            flips += fold.recalculate(sketch, team_id, person_id, origin, team, now_us, cohort_id, check.evaluated)
             changed = True
             check = None  # the sketch changed: the next cohort looks at it afresh
     return changed, flips

@@ -58,6 +58,7 @@ __all__ = [
     "outbox_flips",
     "recalculate",
     "recalculation_changes",
+    "recalculation_check",
     "reevaluate",
     "split_person_key",
 ]
@@ -245,16 +246,25 @@ def reevaluate(
 
 
 def recalculate(
-    sketch: RecordSketch, team_id: int, person_id: str, origin: Origin, team: TeamCatalog, now_us: int, cohort_id: int
+    sketch: RecordSketch,
+    team_id: int,
+    person_id: str,
+    origin: Origin,
+    team: TeamCatalog,
+    now_us: int,
+    cohort_id: int,
+    evaluated: LeafResult | None = None,
 ) -> list[Flip]:
     """`reevaluate(record, ..., cohorts=(cohort_id,))` on a format-2 sketch of the record; the flips.
 
     The same evaluation, bits, deadlines, flips and outbox, settled into the sketch, which the
     caller writes back (`stream.state.codec.encode`), without decoding matcher state or pruning
     it: a recalculation touches every person of a team, and the next input or tick prunes.
+    `evaluated` is the cohort's result as the caller's check found it on this sketch at `now_us`
+    (`SketchRecalculation.evaluated`): it is not evaluated again unless other cohorts are due.
     """
     affected = frozenset({cohort_id})
-    return _settle(sketch, team_id, person_id, origin, team, now_us, affected, sketch)  # type: ignore[arg-type]
+    return _settle(sketch, team_id, person_id, origin, team, now_us, affected, sketch, evaluated)  # type: ignore[arg-type]
 
 
 def recalculation_changes(sketch: RecordSketch, team: TeamCatalog, cohort_id: int, now_us: int) -> bool:
@@ -265,9 +275,17 @@ def recalculation_changes(sketch: RecordSketch, team: TeamCatalog, cohort_id: in
     evaluation time, prune, evaluate cohorts that happen to be due) the next input or tick does.
     Decided from a sketch, so most persons of a recalculation cost a parse and one evaluation.
     """
+    return recalculation_check(sketch, team, cohort_id, now_us)[0]
+
+
+def recalculation_check(
+    sketch: RecordSketch, team: TeamCatalog, cohort_id: int, now_us: int
+) -> tuple[bool, LeafResult | None]:
+    """`recalculation_changes`, and the cohort's evaluation it made, for `recalculate` (None: it
+    decided without evaluating)."""
     decided = _sketch_changes(sketch, team)
     if decided is not None:
-        return decided
+        return decided, None
     now_us = max(now_us, sketch.evaluated_at_us)
     return _cohort_changes(sketch, team, cohort_id, now_us, team.plan.run(sketch, now_us, _Bits(sketch.member_ids())))
 
@@ -278,10 +296,11 @@ class SketchRecalculation:
     What does not depend on the cohort is worked out once: the sketch's own checks, and the plan
     run, so a leaf several of the cohorts read is evaluated once. From the second cohort on, the
     sketch's members and deadlines are looked up as dicts (built once) rather than searched in its
-    flat lists. Valid while the sketch is unchanged.
+    flat lists. Valid while the sketch is unchanged. After `changes`, `evaluated` is the cohort's
+    (member, deadline) it found, for `recalculate` (None: it decided without evaluating).
     """
 
-    __slots__ = ("_checked", "_decided", "_now_us", "_run", "_sketch", "_team")
+    __slots__ = ("_checked", "_decided", "_now_us", "_run", "_sketch", "_team", "evaluated")
 
     def __init__(self, sketch: RecordSketch, team: TeamCatalog, now_us: int) -> None:
         self._sketch = sketch
@@ -289,11 +308,13 @@ class SketchRecalculation:
         self._now_us = max(now_us, sketch.evaluated_at_us)
         self._decided = _sketch_changes(sketch, team)
         self._checked = 0
+        self.evaluated: LeafResult | None = None
         self._run = (
             None if self._decided is not None else team.plan.run(sketch, self._now_us, _Bits(sketch.member_ids()))
         )
 
     def changes(self, cohort_id: int) -> bool:
+        self.evaluated = None
         if self._decided is not None:
             return self._decided
         self._checked += 1
@@ -301,22 +322,27 @@ class SketchRecalculation:
             self._sketch.members  # noqa: B018 - built for the lookups
             self._sketch.deadlines  # noqa: B018
         assert self._run is not None
-        return _cohort_changes(self._sketch, self._team, cohort_id, self._now_us, self._run)
+        changes, self.evaluated = _cohort_changes(self._sketch, self._team, cohort_id, self._now_us, self._run)
+        return changes
 
 
-def _cohort_changes(sketch: RecordSketch, team: TeamCatalog, cohort_id: int, now_us: int, run: PlanRun) -> bool:
-    """`recalculation_changes` past the sketch's own checks, with the plan run at `now_us`."""
+def _cohort_changes(
+    sketch: RecordSketch, team: TeamCatalog, cohort_id: int, now_us: int, run: PlanRun
+) -> tuple[bool, LeafResult | None]:
+    """`recalculation_changes` past the sketch's own checks, with the plan run at `now_us`; and the
+    cohort's evaluation (None for a deleted cohort, which is not evaluated)."""
     index = team.position.get(cohort_id)
     if index is None:  # a deleted cohort: only a deadline left behind for it needs writing away
-        return sketch.deadline_of(cohort_id) is not None
-    member, deadline_us = run.evaluate(cohort_id)
+        return sketch.deadline_of(cohort_id) is not None, None
+    evaluated = run.evaluate(cohort_id)
+    member, deadline_us = evaluated
     version = sketch.member_version(cohort_id)
     if member != (version is not None):
-        return True
+        return True, evaluated
     if member and version != team.ordered[index].version:
-        return True
+        return True, evaluated
     expected = None if deadline_us is None else max(deadline_us, now_us + 1)
-    return sketch.deadline_of(cohort_id) != expected
+    return sketch.deadline_of(cohort_id) != expected, evaluated
 
 
 def _sketch_changes(sketch: RecordSketch, team: TeamCatalog) -> bool | None:
@@ -625,6 +651,14 @@ def _settle_all(
             deadlines[cohort_id] = deadline_us if deadline_us > now_us else now_us + 1
 
 
+def _known_first(steps: tuple[_Step, ...], evaluated: LeafResult) -> tuple[_Step, ...]:
+    """The steps of a single target with its evaluation replaced by its known result. The target
+    comes first: the other steps are the cohorts referring to it, which follow it in the plan."""
+    (cohort_id, version, _, refers), *rest = steps
+    assert refers is None, "the first step of a single target is that target"
+    return ((cohort_id, version, lambda _run: evaluated, refers), *rest)
+
+
 def _settle(
     record: PersonRecord,
     team_id: int,
@@ -634,6 +668,7 @@ def _settle(
     now_us: int,
     affected: frozenset[int],
     sketch: RecordSketch | None = None,
+    evaluated: LeafResult | None = None,
 ) -> list[Flip]:
     """Rules 5 and 6: evaluate what may have changed, apply the changed bits, keep the deadlines.
 
@@ -645,6 +680,8 @@ def _settle(
     record written before per-cohort deadlines existed (`deadlines is None`) is evaluated in full.
     Members of cohorts that are gone leave first, so cohorts referring to them read "not a member".
     With `sketch` (then `record` is that sketch) nothing is pruned and the sketch is the facts.
+    `evaluated` is the result of `affected`'s one cohort on these facts and bits at this instant,
+    known to the caller (`recalculate`); it stands for that evaluation when no other cohort is due.
     """
     now_us = max(now_us, record.evaluated_at_us)
     record.evaluated_at_us = now_us
@@ -671,7 +708,10 @@ def _settle(
             due = [c for c, deadline_us in deadlines.items() if deadline_us <= now_us]
             targets = affected.union(due) if due else affected
             changed = {flip.cohort_id for flip in left}
-            for cohort_id, version, compiled, refers in _targeted_steps(team, targets, bool(left)):
+            steps = _targeted_steps(team, targets, bool(left))
+            if evaluated is not None and targets is affected and not left:
+                steps = _known_first(steps, evaluated)
+            for cohort_id, version, compiled, refers in steps:
                 if refers is not None and (not changed or changed.isdisjoint(refers)):
                     continue
                 member, deadline_us = compiled(run)

@@ -189,6 +189,24 @@ def test_a_run_on_a_sketch_writes_the_bytes_and_sends_the_flips_of_each_recalcul
 
 
 @pytest.mark.parametrize("seed", range(6))
+def test_a_run_of_one_writes_the_bytes_and_sends_the_flips_of_that_recalculation_alone(seed: int):
+    """Scenario: as above, each recalculation sent as a run of one (the agent's common case, which
+    takes its own path): the bytes and flips are those of the recalculation alone."""
+    team, run, records = _changed_cohorts(seed)
+    written = 0
+    for recalculation in run:
+        for key, raw in records.items():
+            _, person_id = fold.split_person_key(key)
+            expected_raw, expected = _alone(raw, person_id, team, [recalculation])
+            first_look = sketch(raw)
+            changed, flips = recalculate_sketch(first_look, 1, person_id, team, NOW, [recalculation])
+            assert flips == [flip for flip, _ in expected]
+            assert (encode(first_look) if changed else raw) == expected_raw
+            written += changed
+    assert written > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_one_look_at_a_sketch_answers_for_every_cohort_as_a_look_per_cohort_does(seed: int):
     """Scenario: the changed cohorts' team, and every cohort of it plus the deleted one, asked of
     one `SketchRecalculation` per record in turn (the checks of a run share it until one changes the

@@ -176,3 +176,39 @@ def test_a_sketch_nothing_changed_encodes_to_the_bytes_it_came_from():
 def test_a_format_1_sketch_cannot_be_written():
     with pytest.raises(CodecError, match="format-1"):
         encode(sketch(GOLDEN_FULL_V1))
+
+
+def test_a_recalculation_takes_the_first_look_s_evaluation_unless_another_cohort_is_due():
+    """Scenario: scenarios folded without their last cohort, which then arrives; it is recalculated
+    now and 40 days later. With the first look's evaluation (`SketchRecalculation.evaluated`), the
+    settled bytes and flips are those of a recalculation evaluating again. Given the opposite
+    membership instead, the sketch takes it when no other cohort is due (so the evaluation was not
+    repeated), and ignores it when one is (every due cohort and the new one are evaluated)."""
+    taken = ignored = 0
+    for seed in range(6):
+        catalog, definitions, records = _folded(seed, held_back=1)
+        catalog.apply(str(definitions[-1].id).encode(), definitions[-1].to_bytes(), 1_000)
+        team, cohort_id, origin = catalog.team(1), definitions[-1].id, (SOURCE_CONTROL, 0, 9)
+        for now_us in (NOW, NOW + 40 * 86_400_000_000):
+            for key, raw in records.items():
+                team_id, person_id = fold.split_person_key(key)
+                check = fold.SketchRecalculation(sketch(raw), team, now_us)
+                if not check.changes(cohort_id):
+                    continue
+                assert check.evaluated is not None
+                again, reused = sketch(raw), sketch(raw)
+                flips = fold.recalculate(again, team_id, person_id, origin, team, now_us, cohort_id)
+                settled = fold.recalculate(reused, team_id, person_id, origin, team, now_us, cohort_id, check.evaluated)
+                assert settled == flips
+                assert encode(reused) == encode(again)
+                member, deadline_us = check.evaluated
+                forced = sketch(raw)
+                fold.recalculate(forced, team_id, person_id, origin, team, now_us, cohort_id, (not member, deadline_us))
+                at_us = max(now_us, sketch(raw).evaluated_at_us)
+                if any(d <= at_us for d in (sketch(raw).deadlines or {}).values()):
+                    assert forced.is_member(cohort_id) == member
+                    ignored += 1
+                else:
+                    assert forced.is_member(cohort_id) == (not member)
+                    taken += 1
+    assert taken > 0 and ignored > 0
