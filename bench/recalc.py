@@ -32,6 +32,10 @@ as a worker does when every cohort is announced at once (a fresh announcer group
 or many cohorts created together). Every record was already evaluated with them, so nothing changes:
 this times the checks alone. One process only.
 
+The load is flushed and compacted before anything is timed: a worker's state has settled long
+before a cohort is created. Until 2026-11-28 the first cohort's scan shared the machine with the
+compactions the load had started, in the same process.
+
 `--processes N` shares the partitions among N spawned processes (every N-th partition each), as the
 workers of one consumer group share them; the fast mode then runs in all of them at once and a cohort
 is final when the slowest has finished. Nothing is sent to a broker here, so on a machine that also
@@ -177,6 +181,10 @@ def _load(table: _Partitions, templates: list[bytes], persons: int) -> None:
             for partition, batch in batches.items():
                 table._db_for_partition(partition).write(batch)
             batches = {p: WriteBatch(raw_mode=True) for p in range(table.partitions)}
+    for partition in range(table.partitions):  # settled, as a worker's state is long after its persons came
+        db = table._db_for_partition(partition)
+        db.flush()
+        db.compact_range(None, None)
 
 
 def _scan(store: PersonStore, partitions: list[int], limit: int | None) -> Iterator[tuple[int, bytes, bytes]]:
@@ -340,7 +348,8 @@ def run(
     table = _Partitions(work_dir, partitions)
     started = time.perf_counter()
     _load(table, records, persons)
-    print(f"{persons:,} records written to {partitions} RocksDB partitions in {time.perf_counter() - started:.1f}s")
+    print(f"{persons:,} records written to {partitions} RocksDB partitions and compacted in "
+          f"{time.perf_counter() - started:.1f}s")  # fmt: skip
     shares = None
     if processes > 1:
         table.close()  # each child opens its own partitions (RocksDB allows one process per database)
