@@ -653,9 +653,11 @@ def _settle_all(
 
 def _known_first(steps: tuple[_Step, ...], evaluated: LeafResult) -> tuple[_Step, ...]:
     """The steps of a single target with its evaluation replaced by its known result. The target
-    comes first: the other steps are the cohorts referring to it, which follow it in the plan."""
+    comes first: the other steps are the cohorts referring to it, which follow it in the plan (if
+    it did not, the steps are left to evaluate it)."""
+    if not steps or steps[0][3] is not None:
+        return steps
     (cohort_id, version, _, refers), *rest = steps
-    assert refers is None, "the first step of a single target is that target"
     return ((cohort_id, version, lambda _run: evaluated, refers), *rest)
 
 
