@@ -20,12 +20,10 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from stream.fold import Flip
-from stream.metrics import WorkerMetrics
+from stream.metrics import FOLD_SECONDS_BUCKETS, WorkerMetrics
 from stream.outputs import Outputs
 from stream.tallies import TallyCounter, TallyHistogram
 
-#: The worker's fold-time buckets (stream.metrics).
-_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 _PERSON = "0a1b2c3d-1111-2222-3333-444455556666"
 _AT_US = 1_748_736_000_000_000
 
@@ -45,9 +43,9 @@ def _best_us(call: Callable[[], object], number: int, per: int = 1) -> float:
 def metric_us(number: int) -> dict[str, float]:
     theirs, ours = CollectorRegistry(), CollectorRegistry()
     counter = Counter("c", "c", ["outcome"], registry=theirs).labels("applied")
-    histogram = Histogram("h", "h", buckets=_BUCKETS, registry=theirs)
+    histogram = Histogram("h", "h", buckets=FOLD_SECONDS_BUCKETS, registry=theirs)
     tally = TallyCounter("c", "c", ["outcome"], registry=ours).labels("applied")
-    tally_histogram = TallyHistogram("h", "h", buckets=_BUCKETS, registry=ours)
+    tally_histogram = TallyHistogram("h", "h", buckets=FOLD_SECONDS_BUCKETS, registry=ours)
     return {
         "prometheus_client Counter.inc": _best_us(counter.inc, number),
         "stream.tallies Tally.inc": _best_us(tally.inc, number),

@@ -7,17 +7,22 @@ worker's web port at `/metrics` (`stream.app`). Counters and the fold's histogra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from stream.tallies import TallyCounter, TallyHistogram
 
 __all__ = [
+    "FOLD_SECONDS_BUCKETS",
     "LabelledChildren",
     "WorkerMetrics",
     "keep_only",
 ]
+
+
+#: Upper bounds of `cohorts_worker_fold_seconds` (bench.output_micro times an observation with them).
+FOLD_SECONDS_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
 class WorkerMetrics:
@@ -55,7 +60,7 @@ class WorkerMetrics:
         self.fold_seconds = TallyHistogram(
             "cohorts_worker_fold_seconds",
             "Time to read, fold and write one person record",
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            buckets=FOLD_SECONDS_BUCKETS,
             registry=r,
         )
         self.deadlines_scheduled = Gauge(
